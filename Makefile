@@ -1,0 +1,41 @@
+# newsbot: `make chat` to ask questions over corpus/, `make test` to run the tests.
+# Both set up .venv/ first. torch is installed on its own, pinned, before anything can pull
+# in an unpinned torch (which would be a CUDA build of several GB).
+
+PYTHON ?= python3.11
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+TORCH := torch==2.13.0
+EXTRAS := dev,openai-like,ollama
+
+.PHONY: setup chat index test lint bench clean
+
+setup: $(STAMP)
+
+$(STAMP): pyproject.toml
+	@command -v $(PYTHON) >/dev/null 2>&1 || { echo "newsbot needs Python 3.11 ($(PYTHON) not found)"; exit 1; }
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet $(TORCH)
+	$(BIN)/pip install --quiet -e ".[$(EXTRAS)]"
+	touch $(STAMP)
+
+chat: $(STAMP)
+	$(BIN)/newsbot chat
+
+index: $(STAMP)
+	$(BIN)/newsbot index
+
+test: $(STAMP)
+	$(BIN)/python -m pytest -q
+
+lint: $(STAMP)
+	$(BIN)/ruff check bot index tests benchmarks
+	$(BIN)/ruff format --check bot index tests benchmarks
+
+bench: $(STAMP)
+	$(BIN)/python -m benchmarks --data ../shared/eval-data
+
+clean:
+	rm -rf $(VENV) .newsbot .pytest_cache

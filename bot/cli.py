@@ -1,0 +1,173 @@
+"""The `newsbot` command: index, ask, chat, eval, telegram.
+
+This module only parses arguments, sets up logging and turns `NewsbotError` into one line on
+stderr and exit status 1 (a traceback only with NEWSBOT_DEBUG=1). The work lives elsewhere:
+`index.build` for indexing, `bot.answer` for answers, `bot.chat`, `bot.evaluate` and
+`bot.telegram` for the rest. Heavy imports happen inside the subcommand that needs them, so
+`newsbot --help` and a no-change `newsbot index` start fast.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import sys
+from collections.abc import Sequence
+
+from index.errors import NewsbotError
+
+log = logging.getLogger("newsbot")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = _parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "command", None):
+        parser.print_help()
+        return 2
+    try:
+        return args.run(args) or 0
+    except NewsbotError as exc:
+        if os.environ.get("NEWSBOT_DEBUG"):
+            raise
+        print(f"newsbot: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print(file=sys.stderr)
+        return 130
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="newsbot", description="Ask questions over a folder of news articles."
+    )
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    p = sub.add_parser("index", help="build or update the index of the corpus folder")
+    p.add_argument("--rebuild", action="store_true", help="start the index from scratch")
+    p.add_argument("--watch", action="store_true", help="keep updating until interrupted")
+    p.add_argument("--json", action="store_true", help="print the report as one JSON object")
+    p.set_defaults(run=_run_index)
+
+    p = sub.add_parser("ask", help="answer one question and exit")
+    p.add_argument("question", help="the question, in quotes")
+    p.add_argument("--json", action="store_true", help="print the whole answer as JSON")
+    p.set_defaults(run=_run_ask)
+
+    p = sub.add_parser("chat", help="ask questions interactively (the main mode)")
+    p.add_argument("--no-update", action="store_true", help="do not update the index first")
+    p.set_defaults(run=_run_chat)
+
+    p = sub.add_parser("eval", help="answer a JSONL question set and print quality figures")
+    p.add_argument("questions", help="JSONL file in the format of the evaluation README")
+    p.add_argument("--out", help="write one JSON line per question here")
+    p.add_argument("--limit", type=int, help="only the first N questions")
+    p.add_argument("--json", action="store_true", help="print the figures as JSON")
+    p.set_defaults(run=_run_eval)
+
+    p = sub.add_parser("telegram", help="run the Telegram bot")
+    p.set_defaults(run=_run_telegram)
+    return parser
+
+
+def setup_logging(level: str) -> None:
+    logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
+    # Bot API URLs carry the token; chromadb and httpx are chatty at INFO.
+    for noisy in ("httpx", "httpcore", "chromadb", "urllib3"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+
+
+def _settings():
+    from bot.settings import BotSettings
+    from index.settings import load_settings
+
+    settings = load_settings(BotSettings)
+    setup_logging(settings.log_level)
+    return settings
+
+
+# -- index ---------------------------------------------------------------------------------
+def _run_index(args) -> int:
+    from bot.progress import progress_bar
+    from index.build import build_index, watch_index
+
+    settings = _settings()
+    if args.watch:
+        for report in watch_index(settings, rebuild=args.rebuild):
+            _print_report(report, settings, args.json)
+        return 0
+    with progress_bar("embedding", enabled=not args.json) as progress:
+        report = build_index(settings, rebuild=args.rebuild, progress=progress)
+    _print_report(report, settings, args.json)
+    return 0
+
+
+def _print_report(report, settings, as_json: bool) -> None:
+    if as_json:
+        print(json.dumps(report.to_dict(), ensure_ascii=False), flush=True)
+        return
+    print(format_report(report, settings), flush=True)
+
+
+def format_report(report, settings) -> str:
+    def names(items: list[str]) -> str:
+        shown = ", ".join(items[:5])
+        return f" ({shown}{', …' if len(items) > 5 else ''})" if items else ""
+
+    lines = [
+        f"Index of {settings.corpus_dir}/ — {report.articles} articles, {report.chunks} chunks"
+        f"{' (rebuilt)' if report.rebuilt else ''}",
+        f"  added {len(report.added)}{names(report.added)}",
+        f"  updated {len(report.updated)}{names(report.updated)}",
+        f"  removed {len(report.removed)}{names(report.removed)}",
+        f"  unchanged {len(report.unchanged)}",
+        f"  skipped {len(report.skipped)}",
+    ]
+    lines += [f"    {s['source']}: {s['reason']}" for s in report.skipped]
+    lines += [f"  warning {w['source']}: {w['warning']}" for w in report.warnings]
+    rate = report.chunks_written / report.seconds if report.seconds else 0.0
+    lines.append(
+        f"  chunks written {report.chunks_written} in {report.seconds:.1f} s"
+        + (f" ({rate:.0f} chunks/s)" if report.chunks_written else "")
+    )
+    return "\n".join(lines)
+
+
+# -- ask / chat / eval / telegram -----------------------------------------------------------
+def _run_ask(args) -> int:
+    from bot.answer import make_answerer
+
+    settings = _settings()
+    answerer = make_answerer(settings)
+    answer = answerer.answer(args.question, [])
+    if args.json:
+        print(json.dumps(answer.to_dict(), ensure_ascii=False))
+    else:
+        from bot.render import render_text
+
+        print(render_text(answer, color=sys.stdout.isatty()))
+    return 0
+
+
+def _run_chat(args) -> int:
+    from bot.chat import run_chat
+
+    return run_chat(_settings(), update=not args.no_update)
+
+
+def _run_eval(args) -> int:
+    from bot.evaluate import run_eval
+
+    return run_eval(_settings(), args.questions, out=args.out, limit=args.limit, as_json=args.json)
+
+
+def _run_telegram(args) -> int:
+    from bot.telegram import run_telegram
+
+    return run_telegram(_settings())
+
+
+if __name__ == "__main__":
+    sys.exit(main())

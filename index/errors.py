@@ -1,0 +1,42 @@
+"""The errors newsbot shows to people.
+
+Every error a user can cause or fix derives from ``NewsbotError``; its message is safe to show
+as it is (no paths to secrets, no tracebacks) and says what to do next. The CLI prints it as
+one line and exits non-zero; the Telegram bot logs it and sends a short apology instead.
+
+    NewsbotError
+    ├── SettingsError        a setting has an invalid value (names the variable)
+    ├── IndexMissingError    no index yet: run `newsbot index`
+    ├── IndexMismatchError   index built with another model or chunking: `newsbot index --rebuild`
+    ├── IndexBusyError       another indexer holds the lock
+    ├── EmbeddingModelError  the embedding model cannot be loaded
+    └── StoreError           Chroma cannot be reached or opened
+"""
+
+
+class NewsbotError(Exception):
+    """An error whose message tells the user what went wrong and how to fix it."""
+
+
+class SettingsError(NewsbotError):
+    pass
+
+
+class IndexMissingError(NewsbotError):
+    pass
+
+
+class IndexMismatchError(NewsbotError):
+    pass
+
+
+class IndexBusyError(NewsbotError):
+    pass
+
+
+class EmbeddingModelError(NewsbotError):
+    pass
+
+
+class StoreError(NewsbotError):
+    pass
