@@ -30,7 +30,8 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
-DATE_PREFIX = re.compile(r"[ \t]*date (\d{4}-\d{2}-\d{2})(?:[ \t]+|$)")
+# The date may be followed by text on the same line or stand on a line of its own.
+DATE_PREFIX = re.compile(r"[ \t]*date (\d{4}-\d{2}-\d{2})(?:[ \t]+|(?=[\r\n])|$)")
 MAX_TITLE_CHARS = 250
 MAX_TITLE_WORDS = 30
 
@@ -127,12 +128,16 @@ def parse_layout(text: str) -> tuple[str | None, str | None, tuple[tuple[int, in
     match = _date_at(text, start)
     if match:
         date, date_cut = match
-    elif _reads_as_headline(text[start:end]) and first + 1 < len(lines):
-        title = text[start:end].strip()
-        body_start = lines[first + 1][0]
+    elif first + 1 < len(lines):
         second = _first_nonblank(text, lines, first + 1)
-        if second is not None and (match := _date_at(text, lines[second][0])):
-            date, date_cut = match
+        dated = _date_at(text, lines[second][0]) if second is not None else None
+        line = text[start:end].strip()
+        # A line followed by the date line is the headline even if it ends with a full stop.
+        if _reads_as_headline(line) or (dated and len(line) <= MAX_TITLE_CHARS):
+            title = line
+            body_start = lines[first + 1][0]
+            if dated:
+                date, date_cut = dated
 
     spans = []
     if date_cut:
