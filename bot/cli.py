@@ -65,6 +65,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--out", help="write one JSON line per question here")
     p.add_argument("--limit", type=int, help="only the first N questions")
     p.add_argument("--json", action="store_true", help="print the figures as JSON")
+    p.add_argument("--prepare", help="path of the evaluation prepare.py (for normalize)")
     p.set_defaults(run=_run_eval)
 
     p = sub.add_parser("telegram", help="run the Telegram bot")
@@ -145,9 +146,7 @@ def _run_ask(args) -> int:
     if args.json:
         print(json.dumps(answer.to_dict(), ensure_ascii=False))
     else:
-        from bot.render import render_text
-
-        print(render_text(answer, color=sys.stdout.isatty()))
+        print(answer.text)
     return 0
 
 
@@ -160,7 +159,14 @@ def _run_chat(args) -> int:
 def _run_eval(args) -> int:
     from bot.evaluate import run_eval
 
-    return run_eval(_settings(), args.questions, out=args.out, limit=args.limit, as_json=args.json)
+    return run_eval(
+        _settings(),
+        args.questions,
+        out=args.out,
+        limit=args.limit,
+        as_json=args.json,
+        prepare=args.prepare,
+    )
 
 
 def _run_telegram(args) -> int:

@@ -211,6 +211,17 @@ class ChunkStore:
             )
         ]
 
+    def get_records(self, ids: Sequence[str]) -> list[dict]:
+        """The chunk records of `ids`, in that order (missing ids are left out)."""
+        if not ids:
+            return []
+        page = self.open().get(ids=list(ids), include=["documents", "metadatas"])
+        found = {
+            i: {"id": i, "text": d, "meta": m}
+            for i, d, m in zip(page["ids"], page["documents"], page["metadatas"], strict=True)
+        }
+        return [found[i] for i in ids if i in found]
+
     def iter_all(self, include_documents: bool = True) -> Iterator[dict]:
         """Every chunk record, page by page."""
         collection = self.open()

@@ -1,0 +1,141 @@
+"""Hybrid retrieval: Chroma vectors and BM25 over the same chunks, fused by reciprocal rank.
+
+    question --embed--> Chroma top N ----\\
+            --words---> BM25 top N -------+--> RRF (+ date preference) --> ranked chunks
+
+Reciprocal rank fusion (score = sum of w / (60 + rank)) needs no score calibration between the
+two sides; the weights were set on the dev sets (`newsbot eval`). When the question names a
+date or a period, chunks of articles from that period get a bonus, and a second, date-filtered
+vector query makes sure they are among the candidates at all.
+
+The retriever watches the collection's generation (one cheap metadata read per question): when
+an indexer has changed the index, BM25 re-syncs incrementally (see `bot.lexical`) before the
+question is answered, and the vector side is always live in Chroma. Answers never see a
+half-updated BM25: the new one is built aside and swapped in.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from dataclasses import dataclass
+
+import numpy as np
+
+from bot.dates import DayRange
+from bot.lexical import BM25Index, words
+from index.store import ChunkStore
+
+log = logging.getLogger(__name__)
+
+RRF_K = 60
+CANDIDATES = 40
+VECTOR_WEIGHT = 1.0
+BM25_WEIGHT = 1.0
+DATE_BONUS = 1.0 / (RRF_K + 1)  # in a named period, worth about one first place
+
+
+@dataclass
+class Hit:
+    id: str
+    text: str
+    meta: dict
+    score: float = 0.0
+    similarity: float = 0.0  # cosine similarity to the question (0 if not a vector hit)
+    bm25: float = 0.0
+    in_period: bool = False
+
+    @property
+    def source(self) -> str:
+        return self.meta["source"]
+
+
+class HybridRetriever:
+    def __init__(self, store: ChunkStore, embedder, cache_path=None):
+        self.store = store
+        self.embedder = embedder
+        self.cache_path = cache_path
+        self.bm25 = BM25Index.load(cache_path) if cache_path and cache_path.exists() else None
+        self.bm25 = self.bm25 or BM25Index()
+        self._lock = threading.Lock()
+        self.generation: int | None = None
+
+    def sync(self) -> bool:
+        """Bring BM25 in step with the index; True if the index changed since last time."""
+        generation = self.store.info().generation
+        if generation == self.generation:
+            return False
+        with self._lock:
+            if generation == self.generation:
+                return False
+            fresh = BM25Index()
+            fresh.__dict__.update(self.bm25.__dict__)
+            fresh.ids, fresh.counts = list(self.bm25.ids), list(self.bm25.counts)
+            fresh.sources, fresh.days = list(self.bm25.sources), list(self.bm25.days)
+            fresh.vocab = dict(self.bm25.vocab)
+            changed = fresh.sync(self.store, generation)
+            self.bm25 = fresh
+            self.generation = generation
+            if changed and self.cache_path:
+                try:
+                    fresh.save(self.cache_path)
+                except OSError as exc:
+                    log.warning("cannot save the BM25 cache %s: %s", self.cache_path, exc)
+            return True
+
+    def retrieve(
+        self,
+        question: str,
+        k: int,
+        days: DayRange | None = None,
+        query_words: list[str] | None = None,
+    ) -> list[Hit]:
+        self.sync()
+        bm25 = self.bm25
+        query_words = query_words if query_words is not None else words(question)
+        vector = self.embedder.embed_query(question)
+        where = {"$and": [{"day": {"$gte": days[0]}}, {"day": {"$lte": days[1]}}]} if days else None
+
+        hits: dict[str, Hit] = {}
+        fused: dict[str, float] = {}
+
+        def add_vector(rows: list[dict], weight: float) -> None:
+            for rank, row in enumerate(rows):
+                hit = hits.setdefault(row["id"], Hit(row["id"], row["text"], row["meta"]))
+                hit.similarity = max(hit.similarity, 1.0 - row["distance"])
+                fused[row["id"]] = fused.get(row["id"], 0.0) + weight / (RRF_K + rank + 1)
+
+        count = self.store.count()
+        if count == 0:
+            return []
+        add_vector(self.store.query(vector, min(CANDIDATES, count)), VECTOR_WEIGHT)
+        if where:
+            try:
+                dated = self.store.query(vector, min(CANDIDATES // 2, count), where=where)
+            except Exception:  # noqa: BLE001 - an empty filter result is not an error
+                dated = []
+            add_vector(dated, VECTOR_WEIGHT / 2)
+
+        boost = None
+        if days and bm25.days:
+            day_array = np.asarray(bm25.days)
+            boost = np.where((day_array >= days[0]) & (day_array <= days[1]), 1.25, 1.0)
+        lexical = bm25.top(query_words, CANDIDATES, boost)
+        missing = [bm25.ids[i] for i, _ in lexical if bm25.ids[i] not in hits]
+        records = {r["id"]: r for r in self.store.get_records(missing)}
+        for rank, (i, score) in enumerate(lexical):
+            chunk_id = bm25.ids[i]
+            if chunk_id not in hits:
+                if chunk_id not in records:
+                    continue  # removed since BM25 last synced
+                record = records[chunk_id]
+                hits[chunk_id] = Hit(chunk_id, record["text"], record["meta"])
+            hits[chunk_id].bm25 = score
+            fused[chunk_id] = fused.get(chunk_id, 0.0) + BM25_WEIGHT / (RRF_K + rank + 1)
+
+        for chunk_id, hit in hits.items():
+            day = int(hit.meta.get("day") or 0)
+            hit.in_period = bool(days and days[0] <= day <= days[1])
+            hit.score = fused[chunk_id] + (DATE_BONUS if hit.in_period else 0.0)
+        ranked = sorted(hits.values(), key=lambda h: -h.score)
+        return ranked[:k]

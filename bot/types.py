@@ -1,0 +1,69 @@
+"""What an answer is: `Answer`, `Quote`, `Passage`, and the index facts front ends show.
+
+Both front ends receive an `Answer` from `Answerer.answer(question, history)` and render it
+their own way (`bot.render` for terminals, `bot.telegram` for Telegram HTML). `history` is the
+list of earlier `Answer`s of the conversation, oldest first; each remembers its question.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+
+
+@dataclass(frozen=True)
+class Quote:
+    """Verbatim text of `source` at [start, end) of its decoded text; checked before shown."""
+
+    text: str
+    source: str
+    start: int
+    end: int
+    title: str | None = None
+    date: str | None = None
+
+
+@dataclass(frozen=True)
+class Passage:
+    """A retrieved chunk: what `/sources` shows behind an answer."""
+
+    text: str
+    source: str
+    start: int
+    end: int
+    title: str | None = None
+    date: str | None = None
+    score: float = 0.0
+
+
+@dataclass
+class Answer:
+    question: str
+    text: str
+    quotes: list[Quote] = field(default_factory=list)
+    sources: list[str] = field(default_factory=list)
+    refused: bool = False
+    passages: list[Passage] = field(default_factory=list)
+    retrieved: list[str] = field(default_factory=list)
+    notice: str | None = None
+    standalone_question: str | None = None
+    timings: dict[str, float] = field(default_factory=dict)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class IndexStats:
+    articles: int
+    chunks: int
+    date_min: str | None
+    date_max: str | None
+    built_at: float | None
+    current: bool | None = None  # None: not checked (e.g. a shared Chroma server)
+
+    def describe(self) -> str:
+        dates = (
+            f", dated {self.date_min} to {self.date_max}" if self.date_min and self.date_max else ""
+        )
+        state = {True: "index up to date", False: "index out of date", None: ""}[self.current]
+        return f"{self.articles} articles{dates}" + (f"; {state}" if state else "")
