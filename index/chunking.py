@@ -5,7 +5,8 @@ sentences are packed in order into chunks whose embedded text -- the headline, a
 chunk -- fits `chunk_size` wordpieces including the model's two special tokens. Each new chunk
 starts with the trailing sentences of the previous one, up to `chunk_overlap` wordpieces, so a
 statement that straddles a boundary is whole in at least one chunk. A sentence longer than a
-whole chunk is cut at word boundaries.
+whole chunk is cut at word boundaries, and a headline longer than half the window is cut for
+embedding (the chunk keeps the whole headline for display).
 
 Counting is exact: every sentence is run through the model's own tokenizer (one batch call per
 article), so no chunk is silently truncated by the model.
@@ -45,10 +46,13 @@ class Chunk:
     text: str
     title: str | None
     date: str | None
+    # The headline as embedded: cut when it would leave less than half the window for text.
+    embed_title: str | None = None
 
     @property
     def embed_text(self) -> str:
-        return f"{self.title}\n{self.text}" if self.title else self.text
+        title = self.title if self.embed_title is None else self.embed_title
+        return f"{title}\n{self.text}" if title else self.text
 
     @property
     def chunk_id(self) -> str:
@@ -112,27 +116,43 @@ class Chunker:
         sentences = [s for a, b in article.body_spans for s in split_sentences(text, a, b)]
         if not sentences:
             return []
-        title_tokens = len(self.tokenize([article.title])[0]) + 1 if article.title else 0
-        budget = max(16, self.chunk_size - SPECIAL_TOKENS - title_tokens)
+        embed_title, title_tokens = self._embed_title(article.title)
+        budget = self.chunk_size - SPECIAL_TOKENS - title_tokens
         offsets = self.tokenize([text[a:b] for a, b in sentences])
         pieces: list[tuple[int, int, int]] = []  # (start, end, tokens)
         for (a, b), token_offsets in zip(sentences, offsets, strict=True):
             pieces.extend(_fit(a, b, token_offsets, budget))
-        return self._pack(article, pieces, budget)
+        return self._pack(article, pieces, budget, embed_title)
 
-    def _pack(self, article: Article, pieces: list[tuple[int, int, int]], budget: int):
+    def _embed_title(self, title: str | None) -> tuple[str | None, int]:
+        """The headline to embed (cut to half the window at most) and its tokens + newline."""
+        if not title:
+            return None, 0
+        offsets = self.tokenize([title])[0]
+        most = (self.chunk_size - SPECIAL_TOKENS) // 2 - 1
+        if len(offsets) <= most:
+            return title, len(offsets) + 1
+        return title[: offsets[most - 1][1]].rstrip(), most + 1
+
+    def _pack(
+        self,
+        article: Article,
+        pieces: list[tuple[int, int, int]],
+        budget: int,
+        embed_title: str | None,
+    ) -> list[Chunk]:
         chunks: list[Chunk] = []
         current: list[tuple[int, int, int]] = []
         used = 0
         for piece in pieces:
             if current and used + piece[2] > budget:
-                chunks.append(self._make(article, len(chunks), current))
+                chunks.append(self._make(article, len(chunks), current, embed_title))
                 current = self._overlap(current, budget - piece[2])
                 used = sum(p[2] for p in current)
             current.append(piece)
             used += piece[2]
         if current:
-            chunks.append(self._make(article, len(chunks), current))
+            chunks.append(self._make(article, len(chunks), current, embed_title))
         return chunks
 
     def _overlap(self, previous: list[tuple[int, int, int]], room: int):
@@ -149,7 +169,12 @@ class Chunker:
         return kept[::-1]
 
     @staticmethod
-    def _make(article: Article, ordinal: int, pieces: list[tuple[int, int, int]]) -> Chunk:
+    def _make(
+        article: Article,
+        ordinal: int,
+        pieces: list[tuple[int, int, int]],
+        embed_title: str | None,
+    ) -> Chunk:
         start, end = pieces[0][0], pieces[-1][1]
         return Chunk(
             article.source,
@@ -159,6 +184,7 @@ class Chunker:
             article.text[start:end],
             article.title,
             article.date,
+            embed_title if embed_title != article.title else None,
         )
 
 
