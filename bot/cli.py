@@ -139,6 +139,7 @@ def format_report(report, settings) -> str:
 # -- ask / chat / eval / telegram -----------------------------------------------------------
 def _run_ask(args) -> int:
     from bot.answer import make_answerer
+    from bot.render import render_text, use_color
 
     settings = _settings()
     answerer = make_answerer(settings)
@@ -146,7 +147,7 @@ def _run_ask(args) -> int:
     if args.json:
         print(json.dumps(answer.to_dict(), ensure_ascii=False))
     else:
-        print(answer.text)
+        print(render_text(answer, color=use_color(sys.stdout)))
     return 0
 
 

@@ -1,0 +1,138 @@
+"""Answers as terminal text: what `newsbot ask` prints and what `newsbot chat` shows.
+
+    render_text(answer, color)      each source's label, then its quotes, verbatim
+    render_passages(answer, color)  the passages behind an answer, for the chat's /sources
+
+Quote and source must be easy to tell apart. On a terminal the label is bold cyan and every
+line of a quote hangs off a dim bar; without colour (a pipe, a file, NO_COLOR) the label stands
+at the margin and quote lines start with "  > ", as in `bot.answer.format_answer`. Quotes are
+never reworded: wrapping (only when a width is given) moves line breaks, nothing else.
+"""
+
+from __future__ import annotations
+
+import os
+import textwrap
+from dataclasses import dataclass
+
+from bot.answer import format_answer, source_label
+from bot.types import Answer, Passage, Quote
+
+RESET = "\x1b[0m"
+BOLD_CYAN = "\x1b[1;36m"
+DIM = "\x1b[2m"
+YELLOW = "\x1b[33m"
+
+
+def use_color(stream) -> bool:
+    """Colour only on a terminal, and not when NO_COLOR is set (no-color.org) or TERM=dumb."""
+    isatty = getattr(stream, "isatty", None)
+    return bool(
+        isatty
+        and isatty()
+        and not os.environ.get("NO_COLOR")
+        and os.environ.get("TERM", "") != "dumb"
+    )
+
+
+@dataclass(frozen=True)
+class Style:
+    color: bool
+
+    def paint(self, text: str, code: str) -> str:
+        return f"{code}{text}{RESET}" if self.color and text else text
+
+    def label(self, text: str) -> str:
+        return self.paint(text, BOLD_CYAN)
+
+    def dim(self, text: str) -> str:
+        return self.paint(text, DIM)
+
+    def notice(self, text: str) -> str:
+        return self.paint(text, YELLOW)
+
+    @property
+    def gutter(self) -> str:
+        return self.dim("  │ ") if self.color else "  > "
+
+
+def render_text(answer: Answer, color: bool = False, width: int | None = None) -> str:
+    """The answer for a terminal: prose (if any), then quotes grouped under their sources."""
+    style = Style(color)
+    lines: list[str] = []
+    if answer.refused or not answer.quotes:
+        lines += _wrap(answer.text, width)
+    else:
+        if answer.text.strip() != format_answer(answer.quotes).strip():
+            # An LLM wrote the answer: show its prose, then the quotes it rests on.
+            lines += _wrap(answer.text, width) + [""]
+        blocks = [_source_block(quotes, style, width) for quotes in _by_source(answer.quotes)]
+        lines += "\n\n".join(blocks).split("\n")
+    if answer.notice:
+        lines += ["", *(style.notice(line) for line in _wrap(answer.notice, width))]
+    return "\n".join(lines)
+
+
+def render_passages(answer: Answer | None, color: bool = False, width: int | None = None) -> str:
+    """Every passage retrieved for `answer`: file, title and date, character range, score, text."""
+    style = Style(color)
+    if answer is None:
+        return "No answer yet: ask a question first, then /sources shows what it rests on."
+    if not answer.passages:
+        return f"No passages were retrieved for “{answer.question}”."
+    count = len(answer.passages)
+    lines = [f"{count} passage{'s' * (count != 1)} retrieved for “{answer.question}”:"]
+    for number, passage in enumerate(answer.passages, 1):
+        quoted = " · quoted" if _is_quoted(passage, answer.quotes) else ""
+        lines += [
+            "",
+            style.label(f"[{number}] {source_label(passage.source, passage.title, passage.date)}"),
+            style.dim(
+                f"    characters {passage.start}–{passage.end} · score {passage.score:.4f}{quoted}"
+            ),
+        ]
+        for paragraph in passage.text.strip().split("\n"):
+            lines += _wrap(paragraph, width, indent="    ") if paragraph.strip() else [""]
+    return "\n".join(lines)
+
+
+def _source_block(quotes: list[Quote], style: Style, width: int | None) -> str:
+    first = quotes[0]
+    lines = [style.label(source_label(first.source, first.title, first.date))]
+    for quote in quotes:
+        for line in _wrap(quote.text, width, indent="  > "):
+            lines.append(style.gutter + line[4:])
+    return "\n".join(lines)
+
+
+def _by_source(quotes: list[Quote]) -> list[list[Quote]]:
+    """Quotes grouped by file, files in the order the answer first cites them."""
+    groups: dict[str, list[Quote]] = {}
+    for quote in quotes:
+        groups.setdefault(quote.source, []).append(quote)
+    return list(groups.values())
+
+
+def _wrap(text: str, width: int | None, indent: str = "") -> list[str]:
+    """Lines of `text` with `indent` before each; wrapped to `width` when one is given."""
+    lines = []
+    for paragraph in text.split("\n"):
+        if width is None or len(indent) + len(paragraph) <= width:
+            lines.append(indent + paragraph)
+            continue
+        lines += textwrap.wrap(
+            paragraph,
+            width=max(width, len(indent) + 20),
+            initial_indent=indent,
+            subsequent_indent=indent,
+            break_long_words=False,
+            break_on_hyphens=False,
+        ) or [indent]
+    return lines
+
+
+def _is_quoted(passage: Passage, quotes: list[Quote]) -> bool:
+    return any(
+        q.source == passage.source and q.start < passage.end and passage.start < q.end
+        for q in quotes
+    )

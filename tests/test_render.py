@@ -1,0 +1,142 @@
+"""bot.render: answers and their passages as terminal text, with and without colour."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from bot.answer import format_answer
+from bot.render import render_passages, render_text, use_color
+from bot.types import Answer, Passage, Quote
+
+ANSI = re.compile(r"\x1b\[[0-9;]*m")
+
+IRAN = "“What I can say is that what we see is that Iran is supporting Russia,” he said."
+DRONES = (
+    "“They have delivered these drones and that’s actually Iran supporting an illegal war by "
+    "Russia, a war of aggression against Ukraine.”"
+)
+TITLE = "Russia’s Kherson retreat is ‘encouraging’ but too soon for conclusions, says NATO chief"
+
+
+def quote(text: str, source: str = "001.txt", start: int = 0, **kw) -> Quote:
+    return Quote(text, source, start, start + len(text), **kw)
+
+
+def answer_of(*quotes: Quote, **kw) -> Answer:
+    values = {
+        "question": "what did Stoltenberg say about Iran?",
+        "text": format_answer(list(quotes)),
+    }
+    values.update(kw)
+    return Answer(
+        quotes=list(quotes), sources=list(dict.fromkeys(q.source for q in quotes)), **values
+    )
+
+
+@pytest.fixture
+def two_sources() -> Answer:
+    return answer_of(
+        quote(IRAN, "001.txt", 100, title=TITLE, date="2022-11-10"),
+        quote(DRONES, "001.txt", 200, title=TITLE, date="2022-11-10"),
+        quote("NATO has the same analysis.", "000.txt", 50),
+    )
+
+
+def test_plain_text_puts_each_label_at_the_margin_and_its_quotes_under_it(two_sources):
+    text = render_text(two_sources, color=False)
+    assert "\x1b[" not in text
+    lines = text.split("\n")
+    assert lines[0].startswith("001.txt · Russia’s Kherson retreat")
+    assert lines[0].endswith("· 2022-11-10")
+    assert lines[1:3] == [f"  > {IRAN}", f"  > {DRONES}"]
+    assert lines[3] == ""
+    assert lines[4:] == ["000.txt", "  > NATO has the same analysis."]
+
+
+def test_plain_text_of_an_extractive_answer_is_its_own_text(two_sources):
+    assert render_text(two_sources) == two_sources.text
+
+
+def test_colour_marks_labels_and_quotes_differently(two_sources):
+    text = render_text(two_sources, color=True)
+    lines = text.split("\n")
+    assert lines[0].startswith("\x1b[1;36m001.txt") and lines[0].endswith("\x1b[0m")
+    assert lines[1].startswith("\x1b[2m  │ \x1b[0m") and lines[1].endswith(IRAN)
+    # Without its escape codes, every quote is still there verbatim.
+    assert IRAN in ANSI.sub("", text) and DRONES in ANSI.sub("", text)
+
+
+def test_wrapping_moves_line_breaks_only(two_sources):
+    text = render_text(two_sources, color=False, width=40)
+    quote_lines = [line for line in text.split("\n") if line.startswith("  > ")]
+    assert all(len(line) <= 40 for line in quote_lines)
+    assert len(quote_lines) > 3
+    joined = " ".join(line[4:] for line in quote_lines)
+    assert IRAN in joined and DRONES in joined
+
+
+def test_a_quote_spanning_lines_keeps_its_marker_on_every_line():
+    text = render_text(answer_of(quote("First paragraph.\n“Second paragraph.”")))
+    assert text.split("\n")[1:] == ["  > First paragraph.", "  > “Second paragraph.”"]
+
+
+def test_a_refusal_is_a_plain_sentence():
+    refusal = Answer(
+        question="q", text="I could not find this in the indexed articles.", refused=True
+    )
+    assert render_text(refusal, color=True) == "I could not find this in the indexed articles."
+
+
+def test_llm_prose_comes_before_the_quotes_it_rests_on():
+    base = answer_of(quote(IRAN, "001.txt"))
+    llm = answer_of(quote(IRAN, "001.txt"), text="Stoltenberg said Iran supports Russia [1].")
+    text = render_text(llm)
+    assert text.startswith("Stoltenberg said Iran supports Russia [1].\n\n")
+    assert text.endswith(base.text)
+
+
+def test_notice_comes_last_and_stands_out():
+    answer = answer_of(quote(IRAN), notice="The LLM did not answer; showing quotes instead.")
+    assert render_text(answer).endswith("\n\nThe LLM did not answer; showing quotes instead.")
+    assert "\x1b[33mThe LLM did not answer" in render_text(answer, color=True)
+
+
+def test_passages_show_file_position_score_and_full_text():
+    passages = [
+        Passage("Line one.\nLine two.", "001.txt", 962, 2102, TITLE, "2022-11-10", 0.03279),
+        Passage("Other text.", "000.txt", 17, 1168, None, None, 0.0318),
+    ]
+    answer = answer_of(quote("Line two.", "001.txt", 972), passages=passages)
+    text = render_passages(answer)
+    assert text.startswith("2 passages retrieved for “what did Stoltenberg say about Iran?”:")
+    assert "[1] 001.txt · Russia’s Kherson retreat" in text
+    assert "    characters 962–2102 · score 0.0328 · quoted" in text
+    assert "    Line one.\n    Line two." in text
+    assert "[2] 000.txt\n    characters 17–1168 · score 0.0318\n    Other text." in text
+
+
+def test_passages_without_an_answer_or_without_passages():
+    assert "ask a question first" in render_passages(None)
+    assert render_passages(Answer(question="q", text="t")) == "No passages were retrieved for “q”."
+
+
+class FakeStream:
+    def __init__(self, tty: bool):
+        self.tty = tty
+
+    def isatty(self) -> bool:
+        return self.tty
+
+
+def test_colour_only_on_a_terminal_and_never_with_no_color(monkeypatch):
+    monkeypatch.delenv("NO_COLOR", raising=False)
+    monkeypatch.setenv("TERM", "xterm-256color")
+    assert use_color(FakeStream(True))
+    assert not use_color(FakeStream(False))
+    monkeypatch.setenv("NO_COLOR", "1")
+    assert not use_color(FakeStream(True))
+    monkeypatch.delenv("NO_COLOR")
+    monkeypatch.setenv("TERM", "dumb")
+    assert not use_color(FakeStream(True))
