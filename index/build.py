@@ -2,7 +2,9 @@
 
 The manifest (SQLite, in the store dir) maps every indexed source path to the hash of its bytes
 and a state, `ok` or `pending`. Identity is the path: two files with the same text are two
-articles, and removing one removes only its chunks.
+articles, and removing one removes only its chunks. The manifest records the id of the Chroma
+collection it describes; against any other (a Chroma server newly set, a renamed collection, a
+deleted Chroma folder) it is not trusted, and everything is indexed again.
 
 A build compares the corpus with the manifest and touches only what differs:
 
@@ -226,7 +228,9 @@ def _build(settings, embedder, store, manifest, report, rebuild, progress) -> No
         manifest.mark_pending(list(manifest.files()))
         store.reset()
         manifest.forget(list(manifest.files()))
-    manifest.set_meta(model=model, chunking=chunking)
+    elif manifest.meta().get("collection") != str(store.open().id):
+        _adopt_collection(store, manifest)
+    manifest.set_meta(model=model, chunking=chunking, collection=str(store.open().id))
 
     known = manifest.files()
     present: dict[str, tuple[Path, bytes, str]] = {}
@@ -296,6 +300,17 @@ def _build(settings, embedder, store, manifest, report, rebuild, progress) -> No
         if progress:
             progress(report.chunks_written, total)
     _finish(store, manifest, report, changed=True)
+
+
+def _adopt_collection(store: ChunkStore, manifest: Manifest) -> None:
+    """The manifest was kept for another collection (another Chroma server or collection name,
+    a deleted Chroma folder): trust neither side. Everything either lists becomes pending, so
+    files that are present are indexed again and the chunks of the others are deleted."""
+    in_store = {r["meta"]["source"] for r in store.iter_all(include_documents=False)}
+    stale = sorted(in_store | set(manifest.files()))
+    if stale:
+        log.warning("the manifest does not describe this collection: indexing everything again")
+        manifest.mark_pending(stale)
 
 
 def _finish(store: ChunkStore, manifest: Manifest, report: BuildReport, changed: bool) -> None:
