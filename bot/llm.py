@@ -1,0 +1,343 @@
+"""Optional LLM answers: the model writes from numbered passages, code keeps it honest.
+
+    make_llm(settings)                                     -> llama-index LLM (openai-like, ollama)
+    answer_with_llm(llm, extractive, hits, history, settings) -> Answer
+
+1. Condense: with history, the LLM rewrites the follow-up as a standalone question from the
+   last few questions of the conversation (on an unusable reply, the extractive answerer's
+   own standalone question is used).
+2. Write: the top passages, each re-read from its file and numbered [n] with its source, go to
+   the LLM, which must cite [n] after each claim or reply exactly `REFUSAL`.
+3. Check: citations of passages that were not given are removed, and so is every line that
+   cites nothing (it would be a claim without a source). Sources and quotes are built by code
+   from the passages actually cited, never from what the model says they are.
+4. Fall back: if the LLM cannot be reached, is too slow, refuses, or writes nothing usable, the
+   extractive answer is returned unchanged but for a one-line `notice`.
+
+Provider packages are optional extras, imported only inside their branch of `make_llm`. The
+LLM is always built here from settings, so llama-index never falls back to its global
+`Settings.llm` (OpenAI with an environment key).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import re
+import time
+from collections.abc import Sequence
+from urllib.parse import urlsplit
+
+from llama_index.core.llms import ChatMessage
+
+from bot.retrieve import Hit
+from bot.settings import BotSettings
+from bot.types import Answer, Quote
+from index.articles import read_source_text
+from index.errors import NewsbotError, SettingsError
+
+log = logging.getLogger(__name__)
+
+LLM_PASSAGES = 6  # passages numbered for the LLM
+CONDENSE_TURNS = 3  # earlier questions shown when condensing a follow-up
+CONTEXT_WINDOW = 8192  # tokens; 6 passages of 256 wordpieces and the prompt fit easily
+MAX_ANSWER_TOKENS = 600
+TEMPERATURE = 0.1
+TITLE_CHARS = 70
+
+REFUSAL = "NOT IN THE PASSAGES"
+
+ANSWER_SYSTEM = f"""\
+You answer questions about news articles using only the numbered passages you are given,
+never what you know from elsewhere.
+After every sentence that states a fact, cite the passage it comes from as [n], for example
+[2]; cite only the numbers of the passages given. Prefer the articles' own words. Be brief:
+a few sentences, no introduction, no list of sources at the end.
+If the passages do not contain the answer, reply exactly: {REFUSAL}"""
+
+CONDENSE_SYSTEM = """\
+Rewrite the user's follow-up question as one standalone question that can be understood
+without the conversation: replace pronouns and vague references with the people, places and
+topics they refer to. If it is already standalone, repeat it unchanged.
+Reply with the question only, on one line."""
+
+NOTICE_TIMEOUT = (
+    "The language model did not answer in time; showing quotes from the articles instead."
+)
+NOTICE_UNREACHABLE = (
+    "The language model could not be reached; showing quotes from the articles instead."
+)
+NOTICE_REFUSED = (
+    "The language model found no answer in the passages; showing quotes from the articles instead."
+)
+NOTICE_UNUSABLE = (
+    "The language model gave no usable answer; showing quotes from the articles instead."
+)
+
+# "[2]", "[1, 3]", "[1][3]", "[Passage 2]", "[passages 1 and 3]"
+CITATION = re.compile(
+    r"(?P<space>[ \t]*)\[(?:(?:passages?|source)\s*)?"
+    r"(?P<numbers>\d{1,3}(?:\s*(?:,|;|and|&)\s*\d{1,3})*)\]",
+    re.I,
+)
+THINKING = re.compile(r"<think>.*?(?:</think>|$)", re.S | re.I)
+SOURCES_HEADING = re.compile(r"^\W*(sources|references|citations)\W*$", re.I)
+
+
+class LLMUnusable(Exception):
+    """The reply cannot be used; the message is the notice the user sees."""
+
+
+# -- the factory ------------------------------------------------------------------------------
+def make_llm(settings: BotSettings):
+    """The LLM settings choose, configured to fail fast: one attempt, `llm_timeout` seconds."""
+    if settings.llm == "none":
+        raise SettingsError("No LLM is configured: set NEWSBOT_LLM to openai-like or ollama.")
+    base_url = settings.llm_base_url.strip().rstrip("/")
+    model = settings.llm_model.strip()
+    if not base_url:
+        example = (
+            "http://127.0.0.1:11434" if settings.llm == "ollama" else "http://127.0.0.1:8000/v1"
+        )
+        raise SettingsError(
+            f"NEWSBOT_LLM={settings.llm} needs the server's URL: set NEWSBOT_LLM_BASE_URL, "
+            f"e.g. {example}"
+        )
+    if urlsplit(base_url).scheme not in ("http", "https"):
+        raise SettingsError(
+            f"NEWSBOT_LLM_BASE_URL must start with http:// or https:// (got {base_url!r})"
+        )
+    if not model:
+        raise SettingsError(
+            f"NEWSBOT_LLM={settings.llm} needs a model name: set NEWSBOT_LLM_MODEL to a model "
+            "the server knows"
+        )
+    api_key = settings.llm_api_key.get_secret_value()
+
+    if settings.llm == "openai-like":
+        try:
+            from llama_index.llms.openai_like import OpenAILike
+        except ImportError:
+            raise _missing("openai-like", "llama-index-llms-openai-like") from None
+        if not urlsplit(base_url).path:
+            base_url += "/v1"  # every OpenAI-compatible server serves /v1/chat/completions
+        return OpenAILike(
+            model=model,
+            api_base=base_url,
+            # The OpenAI client refuses to start without a key; local servers ignore it.
+            api_key=api_key or "none",
+            is_chat_model=True,
+            is_function_calling_model=False,
+            context_window=CONTEXT_WINDOW,
+            max_tokens=MAX_ANSWER_TOKENS,
+            temperature=TEMPERATURE,
+            timeout=settings.llm_timeout,
+            max_retries=0,  # retries would multiply the wait before the fallback
+            reuse_client=True,
+        )
+
+    try:
+        from llama_index.llms.ollama import Ollama
+    except ImportError:
+        raise _missing("ollama", "llama-index-llms-ollama") from None
+    return Ollama(
+        model=model,
+        base_url=base_url,
+        request_timeout=settings.llm_timeout,
+        # Given, so that no extra /api/show request asks the server for it.
+        context_window=CONTEXT_WINDOW,
+        temperature=TEMPERATURE,
+        additional_kwargs={"num_predict": MAX_ANSWER_TOKENS},
+        is_function_calling_model=False,
+        headers={"Authorization": f"Bearer {api_key}"} if api_key else None,
+    )
+
+
+def _missing(extra: str, package: str) -> NewsbotError:
+    return NewsbotError(
+        f'NEWSBOT_LLM={extra} needs the {package} package: pip install -e ".[{extra}]"'
+    )
+
+
+# -- answering --------------------------------------------------------------------------------
+def answer_with_llm(
+    llm,
+    extractive: Answer,
+    hits: list[Hit],
+    history: Sequence[Answer],
+    settings: BotSettings,
+) -> Answer:
+    """The LLM's cited answer, or `extractive` with a notice when the LLM cannot give one."""
+    started = time.perf_counter()
+    try:
+        question = extractive.question
+        if history:
+            question = _condense(llm, extractive, history, settings)
+        passages = _numbered_passages(hits, settings)
+        if not passages:
+            raise LLMUnusable(NOTICE_UNUSABLE)
+        reply = _chat(llm, ANSWER_SYSTEM, _answer_prompt(question, passages))
+        answer = _cited_answer(reply, passages, extractive, question)
+    except Exception as exc:  # noqa: BLE001 - whatever the provider raises, the user gets quotes
+        notice = str(exc) if isinstance(exc, LLMUnusable) else _notice_for(exc)
+        log.warning("LLM answer not used (%s): %s", type(exc).__name__, exc)
+        answer = dataclasses.replace(extractive, notice=notice, timings=dict(extractive.timings))
+    answer.timings["llm"] = round(time.perf_counter() - started, 4)
+    return answer
+
+
+def _chat(llm, system: str, user: str) -> str:
+    response = llm.chat(
+        [ChatMessage(role="system", content=system), ChatMessage(role="user", content=user)]
+    )
+    return THINKING.sub("", response.message.content or "").strip()
+
+
+def _condense(llm, extractive: Answer, history: Sequence[Answer], settings: BotSettings) -> str:
+    """A standalone question; a failed call is not retried (the answer call would wait again)."""
+    fallback = extractive.standalone_question or extractive.question
+    earlier = "\n".join(
+        f"- {turn.standalone_question or turn.question}" for turn in history[-CONDENSE_TURNS:]
+    )
+    reply = _chat(
+        llm,
+        CONDENSE_SYSTEM,
+        f"Earlier questions, oldest first:\n{earlier}\n\nFollow-up: {extractive.question}",
+    )
+    lines = [line.strip() for line in reply.splitlines() if line.strip()]
+    if not lines:
+        return fallback
+    condensed = re.sub(r"^(standalone question|question)\s*:\s*", "", lines[0], flags=re.I)
+    condensed = condensed.strip().strip("\"'“”").strip()
+    if not condensed or len(condensed) > settings.max_question_chars or REFUSAL in condensed:
+        return fallback
+    return condensed
+
+
+@dataclasses.dataclass(frozen=True)
+class Numbered:
+    number: int
+    hit: Hit
+
+    @property
+    def quote(self) -> Quote:
+        meta = self.hit.meta
+        return Quote(
+            self.hit.text,
+            self.hit.source,
+            int(meta["start"]),
+            int(meta["end"]),
+            meta.get("title") or None,
+            meta.get("date") or None,
+        )
+
+
+def _numbered_passages(hits: list[Hit], settings: BotSettings) -> list[Numbered]:
+    """The top passages that their files still say, numbered from 1."""
+    texts: dict[str, str | None] = {}
+    kept: list[Hit] = []
+    for hit in hits:
+        if len(kept) == LLM_PASSAGES:
+            break
+        source = hit.source
+        if source not in texts:
+            texts[source] = read_source_text(settings.corpus_dir, source)
+        text = texts[source]
+        start, end = int(hit.meta["start"]), int(hit.meta["end"])
+        if text is None or text[start:end] != hit.text:
+            log.warning("left out a passage of %s: the file no longer says it", source)
+            continue
+        kept.append(hit)
+    return [Numbered(n, hit) for n, hit in enumerate(kept, start=1)]
+
+
+def _answer_prompt(question: str, passages: list[Numbered]) -> str:
+    blocks = [f"[{p.number}] {_label(p.quote)}\n{p.hit.text.strip()}" for p in passages]
+    return "Passages:\n\n" + "\n\n".join(blocks) + f"\n\nQuestion: {question}"
+
+
+def _label(quote: Quote) -> str:
+    details = [d for d in (_short_title(quote.title), quote.date) if d]
+    return f"{quote.source} ({', '.join(details)})" if details else quote.source
+
+
+def _short_title(title: str | None) -> str | None:
+    if not title or len(title) <= TITLE_CHARS:
+        return title
+    return title[: TITLE_CHARS - 1].rstrip() + "…"
+
+
+def _cited_answer(
+    reply: str, passages: list[Numbered], extractive: Answer, question: str
+) -> Answer:
+    given = {p.number: p for p in passages}
+    if not reply:
+        raise LLMUnusable(NOTICE_UNUSABLE)
+
+    def keep_given(match: re.Match) -> str:
+        numbers = [int(n) for n in re.findall(r"\d+", match["numbers"])]
+        valid = [n for n in dict.fromkeys(numbers) if n in given]
+        if not valid:
+            return ""
+        return match["space"] + "".join(f"[{n}]" for n in valid)
+
+    text = CITATION.sub(keep_given, reply)
+    lines = _cited_lines(text)
+    cited = [int(n) for line in lines for n in re.findall(r"\[(\d+)\]", line)]
+    if not cited:
+        normalized = " ".join(re.sub(r"[^\w\s]", " ", reply).upper().split())
+        raise LLMUnusable(NOTICE_REFUSED if REFUSAL in normalized else NOTICE_UNUSABLE)
+
+    order = list(dict.fromkeys(cited))
+    quotes = [given[n].quote for n in order]
+    sources = list(dict.fromkeys(q.source for q in quotes))
+    listing = "\n".join(f"[{n}] {_label(given[n].quote)}" for n in order)
+    body = "\n".join(lines).strip()
+    return Answer(
+        question=extractive.question,
+        text=f"{body}\n\nSources:\n{listing}",
+        quotes=quotes,
+        sources=sources,
+        refused=False,
+        passages=extractive.passages,
+        retrieved=list(dict.fromkeys(sources + extractive.retrieved)),
+        notice=None,
+        standalone_question=question,
+        timings=dict(extractive.timings),
+    )
+
+
+def _cited_lines(text: str) -> list[str]:
+    """Lines that cite a passage, and the blank lines and list intros ("...:") between them.
+
+    A line that cites nothing would be a claim without a source, so it goes; so does any list
+    of sources the model wrote itself, since code writes the real one.
+    """
+    lines = text.strip().splitlines()
+    for i, line in enumerate(lines):
+        if SOURCES_HEADING.match(line.strip()):
+            lines = lines[:i]
+            break
+    kept: list[str] = []
+    for i, line in enumerate(lines):
+        stripped = line.strip()
+        if re.search(r"\[\d+\]", stripped):
+            kept.append(line.rstrip())
+        elif not stripped:
+            if kept and kept[-1]:
+                kept.append("")
+        elif stripped.endswith(":") and any(re.search(r"\[\d+\]", o) for o in lines[i + 1 :]):
+            kept.append(line.rstrip())
+    while kept and not kept[-1].strip():
+        kept.pop()
+    return kept
+
+
+def _notice_for(exc: Exception) -> str:
+    """Sort a provider's exception by its class names, without importing each provider."""
+    names = " ".join(cls.__name__ for cls in type(exc).__mro__).lower()
+    if "timeout" in names:
+        return NOTICE_TIMEOUT
+    if "connect" in names or isinstance(exc, ConnectionError):
+        return NOTICE_UNREACHABLE
+    return NOTICE_UNUSABLE
