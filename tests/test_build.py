@@ -532,3 +532,28 @@ def test_lock_refuses_a_second_cli_indexer_and_the_index_stays_intact(
     assert done.stderr.startswith("newsbot: Another indexer (pid ")
     assert len(done.stderr.strip().splitlines()) == 1
     assert read_chunks(settings) == before
+
+
+# -- the real model ----------------------------------------------------------------------------
+@pytest.mark.integration
+def test_example_corpus_with_the_bundled_model(
+    make_settings, example_corpus, bundled_embedder, bundled_tokenize
+):
+    settings = make_settings(corpus_dir=example_corpus, embed_model="bundled")
+    report = build_index(settings, embedder=bundled_embedder)
+    assert report.added == ["000_00196775ba7d3aee.txt", "001_5644935dc87ec3b5.txt"]
+    assert report.chunks == report.chunks_written >= 3
+    store = ChunkStore(settings)
+    info = store.info()
+    assert info.model == "all-MiniLM-L6-v2 (bundled)" and info.chunking == "256/48"
+    for record in store.iter_all():
+        title = record["meta"]["title"]
+        embedded = f"{title}\n{record['text']}" if title else record["text"]
+        assert len(bundled_tokenize([embedded])[0]) + 2 <= 256
+
+    hits = store.query(bundled_embedder.embed_query("Did Iran supply drones to Russia?"), k=3)
+    assert hits[0]["meta"]["source"] == "001_5644935dc87ec3b5.txt"
+    assert "drones" in hits[0]["text"]
+    assert hits[0]["distance"] < hits[-1]["distance"]
+    # Without changes a build needs the tokenizer only, never the model.
+    assert build_index(settings).unchanged == report.added

@@ -1,0 +1,117 @@
+"""`newsbot index` as users run it: a subprocess, its report, its errors."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+REPORT_LISTS = ("added", "updated", "removed", "unchanged", "skipped", "warnings")
+
+
+@pytest.fixture
+def env(cli_env, corpus, tmp_path):
+    return cli_env(corpus_dir=corpus, store_dir=tmp_path / "store", embed_model="hashing")
+
+
+def test_index_prints_the_report(run_newsbot, env, corpus):
+    done = run_newsbot("index", env=env)
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.splitlines()
+    assert lines[0] == f"Index of {corpus}/ — 3 articles, 3 chunks"
+    assert lines[1] == "  added 3 (drones.txt, football.txt, world/economy.txt)"
+    assert "  removed 0" in lines and "  unchanged 0" in lines and "  skipped 0" in lines
+    assert lines[-1].startswith("  chunks written 3 in ")
+    assert "Traceback" not in done.stderr
+
+    done = run_newsbot("index", env=env)
+    assert "  unchanged 3" in done.stdout.splitlines()
+    assert "  chunks written 0 in " in done.stdout
+
+
+def test_index_json(run_newsbot, env, corpus):
+    (corpus / "empty.txt").write_bytes(b"")
+    done = run_newsbot("index", "--json", env=env)
+    assert done.returncode == 0, done.stderr
+    report = json.loads(done.stdout)
+    assert all(isinstance(report[key], list) for key in REPORT_LISTS)
+    assert report["added"] == ["drones.txt", "football.txt", "world/economy.txt"]
+    assert report["skipped"] == [{"source": "empty.txt", "reason": "empty file"}]
+    assert (report["articles"], report["chunks"], report["chunks_written"]) == (3, 3, 3)
+    assert report["rebuilt"] is False
+
+    (corpus / "drones.txt").unlink()
+    report = json.loads(run_newsbot("index", "--json", env=env).stdout)
+    assert report["removed"] == ["drones.txt"]
+    assert report["unchanged"] == ["football.txt", "world/economy.txt"]
+
+    report = json.loads(run_newsbot("index", "--json", "--rebuild", env=env).stdout)
+    assert report["rebuilt"] is True and len(report["added"]) == 2
+
+
+def test_index_reads_dotenv_from_the_working_folder(run_newsbot, cli_env, corpus, tmp_path):
+    (tmp_path / ".env").write_text(
+        f"NEWSBOT_CORPUS_DIR={corpus}\nNEWSBOT_STORE_DIR=dotenv-store\nNEWSBOT_EMBED_MODEL=hashing\n"
+    )
+    done = run_newsbot("index", "--json", env=cli_env())
+    assert done.returncode == 0, done.stderr
+    assert len(json.loads(done.stdout)["added"]) == 3
+    assert (tmp_path / "dotenv-store" / "manifest.sqlite3").is_file()
+
+
+def one_line_error(done) -> str:
+    assert done.returncode == 1
+    assert done.stdout == ""
+    assert "Traceback" not in done.stderr
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1, done.stderr
+    assert lines[0].startswith("newsbot: ")
+    return lines[0]
+
+
+def test_bad_setting_is_one_line(run_newsbot, env):
+    env["NEWSBOT_CHUNK_SIZE"] = "abc"
+    line = one_line_error(run_newsbot("index", env=env))
+    assert "NEWSBOT_CHUNK_SIZE='abc'" in line
+
+
+def test_bad_setting_in_dotenv_is_one_line(run_newsbot, env, tmp_path):
+    (tmp_path / ".env").write_text("NEWSBOT_LOG_LEVEL=LOUD\n")
+    line = one_line_error(run_newsbot("index", env=env))
+    assert "NEWSBOT_LOG_LEVEL='LOUD'" in line
+
+
+def test_missing_corpus_folder_is_one_line(run_newsbot, env, tmp_path):
+    env["NEWSBOT_CORPUS_DIR"] = str(tmp_path / "no-such-folder")
+    line = one_line_error(run_newsbot("index", env=env))
+    assert "no-such-folder does not exist" in line and "NEWSBOT_CORPUS_DIR" in line
+    assert not (tmp_path / "store").exists()
+
+
+def test_mismatch_is_one_line(run_newsbot, env):
+    assert run_newsbot("index", env=env).returncode == 0
+    env["NEWSBOT_CHUNK_SIZE"] = "128"
+    line = one_line_error(run_newsbot("index", env=env))
+    assert "newsbot index --rebuild" in line
+    assert run_newsbot("index", "--rebuild", env=env).returncode == 0
+
+
+def test_debug_variable_shows_the_traceback(run_newsbot, env, tmp_path):
+    env["NEWSBOT_CORPUS_DIR"] = str(tmp_path / "no-such-folder")
+    env["NEWSBOT_DEBUG"] = "1"
+    done = run_newsbot("index", env=env)
+    assert done.returncode != 0 and "Traceback" in done.stderr
+
+
+def test_long_update_shows_progress_when_not_on_a_terminal(run_newsbot, env, corpus):
+    for i in range(250):
+        body = " ".join(f"Sentence {j} of article {i} is here." for j in range(60))
+        (corpus / f"bulk/{i:03d}.txt").parent.mkdir(exist_ok=True)
+        (corpus / f"bulk/{i:03d}.txt").write_text(f"Bulk {i}\n{body}\n")
+    done = run_newsbot("index", env=env)
+    assert done.returncode == 0, done.stderr
+    progress = [line for line in done.stderr.splitlines() if line.startswith("embedding: ")]
+    assert progress and progress[-1].endswith(" chunks")
+    assert "Traceback" not in done.stderr
+    quiet = run_newsbot("index", "--json", "--rebuild", env=env)
+    assert quiet.stderr == ""
