@@ -1,0 +1,316 @@
+"""Telegram's side of an answer, as pure functions: HTML messages, split to fit, and who may ask.
+
+Every message the bot sends is built here, in Telegram's HTML parse mode, and every piece of
+corpus or user text goes through `html.escape` on its way in, so no article can produce the
+Bot API's "Can't parse entities" (an article full of `<`, `&`, `*`, `_`, `[` or backticks is
+just text: HTML mode gives Markdown's characters no meaning).
+
+A message holds at most 4,096 characters. An answer is a list of self-contained blocks (a
+paragraph, or one quote under its source's label) packed greedily into messages; a message is
+only ever cut between blocks, never inside a quote, a tag or an entity. When a source's quotes
+run on into the next message, its label is repeated there. A single quote too long for one
+message is cut at sentence boundaries (words, if a sentence is itself too long) *before* it is
+escaped, and each piece gets its own tags.
+
+Lengths are counted on the HTML source in UTF-16 code units, which is never less than what
+Telegram counts (the text after parsing, in UTF-16).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from html import escape
+
+from bot.answer import format_answer, short_title
+from bot.types import Answer, IndexStats, Passage, Quote
+from index.chunking import split_sentences
+from index.errors import SettingsError
+
+MESSAGE_LIMIT = 4096
+MIN_BUDGET = 64  # room for text in a part, whatever the label takes
+
+START = (
+    "Hello! I answer questions about a collection of news articles. I reply with quotes from "
+    "the articles, and name the file each quote comes from.\n\n"
+    "Just ask, e.g. <i>What did Stoltenberg say about Iran?</i> Follow-up questions work too; "
+    "/reset starts afresh. /help lists the commands."
+)
+HELP = (
+    "<b>Ask a question</b> in plain words and I quote the articles that answer it.\n"
+    "In a group, mention me, reply to one of my messages, or use /ask &lt;question&gt;.\n\n"
+    "/ask &lt;question&gt; – ask in a group\n"
+    "/sources – the full passages behind my last answer\n"
+    "/stats – how many articles I know, and how fresh the index is\n"
+    "/reset – forget our conversation so far\n"
+    "/reindex – update the index (admins only)\n"
+    "/help – this message"
+)
+NOT_ALLOWED = "Sorry, this bot is private: it only answers the people it was set up for."
+NOT_TEXT = "I can only read text. Please type your question."
+EDITED = "I only read new messages. Please send your question again as a new message."
+UNKNOWN_COMMAND = "I do not know that command. /help lists what I can do."
+ASK_USAGE = "Ask like this: <code>/ask What did Stoltenberg say about Iran?</code>"
+APOLOGY = "Sorry, something went wrong while answering. Please try again in a moment."
+RESET = "Done: I have forgotten our conversation. Ask away."
+NO_SOURCES = "There is no answer to show sources for yet. Ask a question first."
+ADMINS_ONLY = "Sorry, only the bot's admins may update the index."
+INDEX_BUSY = "The index is being updated right now. Please try again when that has finished."
+REINDEX_STARTED = "Updating the index…"
+
+
+def tg_len(text: str) -> int:
+    """Length as Telegram counts it: UTF-16 code units (an emoji counts two)."""
+    return len(text.encode("utf-16-le")) // 2
+
+
+def plain(text: str) -> str:
+    """User or corpus text, safe in a Telegram HTML message."""
+    return escape(text, quote=False)
+
+
+# -- answers ------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Block:
+    """A piece of a message that can stand alone: `text` (plain) wrapped in `tag`.
+
+    Blocks of one source share its `label` (HTML), shown once above them, and again at the top
+    of the next message when they run on into it.
+    """
+
+    text: str
+    tag: str = ""
+    label: str = ""
+
+    def html(self, text: str | None = None) -> str:
+        body = plain(self.text if text is None else text)
+        if not self.tag:
+            return body
+        name = self.tag.split()[0]
+        return f"<{self.tag}>{body}</{name}>"
+
+    def pieces(self, budget: int) -> list[str]:
+        """The block as HTML, cut at sentence or word boundaries if it exceeds `budget`."""
+        whole = self.html()
+        if tg_len(whole) <= budget:
+            return [whole]
+        overhead = tg_len(self.html(""))
+        return [self.html(t) for t in split_text(self.text, max(budget - overhead, 16))]
+
+
+def render_html(answer: Answer, limit: int = MESSAGE_LIMIT) -> list[str]:
+    """An answer as Telegram HTML messages of at most `limit` characters, in order."""
+    blocks: list[Block] = []
+    extractive = answer.quotes and answer.text.strip() == format_answer(answer.quotes).strip()
+    if not extractive and answer.text.strip():  # a refusal, or an LLM's own words
+        blocks += [Block(p) for p in paragraphs(answer.text)]
+    for quotes in _by_source(answer.quotes):
+        label = source_html(quotes[0])
+        blocks += [Block(q.text, "blockquote", label) for q in quotes]
+    if answer.notice:
+        blocks.append(Block(answer.notice, "i"))
+    return pack(blocks, limit)
+
+
+def render_sources(answer: Answer | None, limit: int = MESSAGE_LIMIT) -> list[str]:
+    """`/sources`: every passage retrieved for the last answer, in full, under its label."""
+    if answer is None or not answer.passages:
+        return [NO_SOURCES]
+    question = answer.standalone_question or answer.question
+    blocks = [Block(f"Passages retrieved for: {question}", "b")]
+    for number, passage in enumerate(answer.passages, 1):
+        label = f"{number}. {source_html(passage)}"
+        blocks.append(Block(passage.text, "blockquote expandable", label))
+    return pack(blocks, limit)
+
+
+def source_html(item: Quote | Passage) -> str:
+    """`file.txt · Title · date`, the file name as code (one tap copies it in Telegram)."""
+    parts = [f"<code>{plain(item.source)}</code>"]
+    if item.title:
+        parts.append(f"<b>{plain(short_title(item.title) or '')}</b>")
+    if item.date:
+        parts.append(plain(item.date))
+    return " · ".join(parts)
+
+
+def _by_source(quotes: Sequence[Quote]) -> list[list[Quote]]:
+    groups: dict[str, list[Quote]] = {}
+    for quote in quotes:
+        groups.setdefault(quote.source, []).append(quote)
+    return list(groups.values())
+
+
+def paragraphs(text: str) -> list[str]:
+    return [p.strip() for p in re.split(r"\n\s*\n", text) if p.strip()]
+
+
+def pack(blocks: Iterable[Block], limit: int = MESSAGE_LIMIT) -> list[str]:
+    """Fill messages with whole blocks; blocks of one label sit under it, one per line."""
+    parts: list[str] = []
+    current, label = "", None
+    for block in blocks:
+        budget = max(limit - (tg_len(block.label) + 1 if block.label else 0), MIN_BUDGET)
+        for piece in block.pieces(budget):
+            fresh = f"{block.label}\n{piece}" if block.label else piece
+            if not current:
+                current = fresh
+            elif block.label and block.label == label:
+                addition = f"\n{piece}"
+                if tg_len(current) + tg_len(addition) <= limit:
+                    current += addition
+                else:
+                    parts.append(current)
+                    current = fresh
+            elif tg_len(current) + 2 + tg_len(fresh) <= limit:
+                current += f"\n\n{fresh}"
+            else:
+                parts.append(current)
+                current = fresh
+            label = block.label
+    if current:
+        parts.append(current)
+    return parts
+
+
+def split_text(text: str, budget: int) -> list[str]:
+    """Cut plain text into pieces whose escaped form fits `budget`: at sentences, else words.
+
+    Pieces are consecutive slices of `text` (stripped), so nothing is lost or reordered.
+    """
+    units = _units(text, budget)
+    pieces: list[str] = []
+    current = ""
+    for unit in units:
+        joined = f"{current} {unit}" if current else unit
+        if tg_len(plain(joined)) <= budget:
+            current = joined
+        else:
+            if current:
+                pieces.append(current)
+            current = unit
+    if current:
+        pieces.append(current)
+    return pieces
+
+
+def _units(text: str, budget: int) -> list[str]:
+    """Sentences of `text`; a sentence too long for `budget` becomes words (or characters)."""
+    units: list[str] = []
+    for a, b in split_sentences(text) or [(0, len(text))]:
+        sentence = text[a:b].strip()
+        if tg_len(plain(sentence)) <= budget:
+            units.append(sentence)
+            continue
+        for word in sentence.split():
+            while tg_len(plain(word)) > budget:  # a 5,000-character URL, say
+                cut = _longest_prefix(word, budget)
+                units.append(word[:cut])
+                word = word[cut:]
+            if word:
+                units.append(word)
+    return units
+
+
+def _longest_prefix(word: str, budget: int) -> int:
+    size = 0
+    for i, char in enumerate(word):
+        size += tg_len(plain(char))
+        if size > budget:
+            return max(i, 1)
+    return len(word)
+
+
+# -- other messages -----------------------------------------------------------------------
+def render_stats(stats: IndexStats, now: float | None = None) -> str:
+    lines = [f"<b>{stats.articles}</b> articles, {stats.chunks} passages indexed."]
+    if stats.date_min and stats.date_max:
+        lines.append(f"Articles dated {plain(stats.date_min)} to {plain(stats.date_max)}.")
+    if stats.built_at:
+        now = dt.datetime.now().timestamp() if now is None else now
+        built = dt.datetime.fromtimestamp(float(stats.built_at)).strftime("%Y-%m-%d %H:%M")
+        lines.append(f"Index last changed {built} ({age(now - float(stats.built_at))} ago).")
+    return "\n".join(lines)
+
+
+def age(seconds: float) -> str:
+    seconds = max(0, int(seconds))
+    for unit, size in (("day", 86400), ("hour", 3600), ("minute", 60)):
+        if seconds >= size:
+            count = seconds // size
+            return f"{count} {unit}{'s' if count != 1 else ''}"
+    return f"{seconds} second{'s' if seconds != 1 else ''}"
+
+
+def render_report(report) -> str:
+    """What `/reindex` changed (an `index.build.BuildReport`)."""
+
+    def names(items: Sequence[str]) -> str:
+        shown = ", ".join(f"<code>{plain(s)}</code>" for s in items[:5])
+        return f": {shown}{', …' if len(items) > 5 else ''}" if items else ""
+
+    if not report.changed and not report.skipped:
+        head = "The index was already up to date."
+    else:
+        head = "Index updated."
+    lines = [
+        head,
+        f"added {len(report.added)}{names(report.added)}",
+        f"updated {len(report.updated)}{names(report.updated)}",
+        f"removed {len(report.removed)}{names(report.removed)}",
+        f"unchanged {len(report.unchanged)}",
+    ]
+    if report.skipped:
+        lines.append(f"skipped {len(report.skipped)}{names([s['source'] for s in report.skipped])}")
+    lines.append(
+        f"Now {report.articles} articles, {report.chunks} passages ({report.seconds:.1f} s)."
+    )
+    return "\n".join(lines)
+
+
+def html_to_text(html: str) -> str:
+    """Our own HTML back to plain text (the fallback if Telegram ever rejects a message)."""
+    from html import unescape
+
+    return unescape(re.sub(r"</?[a-z][^>]*>", "", html))
+
+
+# -- who may ask --------------------------------------------------------------------------
+_USERNAME = re.compile(r"@?([A-Za-z][A-Za-z0-9_]{2,31})")
+
+
+@dataclass(frozen=True)
+class UserList:
+    """Telegram users named by numeric id or @username (usernames compare case-blind)."""
+
+    ids: frozenset[int] = frozenset()
+    usernames: frozenset[str] = frozenset()
+
+    def __bool__(self) -> bool:
+        return bool(self.ids or self.usernames)
+
+    def __contains__(self, user) -> bool:
+        if user is None:
+            return False
+        username = (getattr(user, "username", None) or "").lower()
+        return user.id in self.ids or (bool(username) and username in self.usernames)
+
+
+def parse_users(value: str, variable: str) -> UserList:
+    """`"12345, @alice bob"` -> UserList; anything else is a SettingsError naming `variable`."""
+    ids, usernames = set(), set()
+    for item in re.split(r"[\s,;]+", value.strip()):
+        if not item:
+            continue
+        if item.isdigit():
+            ids.add(int(item))
+        elif match := _USERNAME.fullmatch(item):
+            usernames.add(match[1].lower())
+        else:
+            raise SettingsError(
+                f"Invalid setting {variable}: {item!r} is neither a numeric user id nor an "
+                "@username (separate several with commas)."
+            )
+    return UserList(frozenset(ids), frozenset(usernames))

@@ -1,0 +1,374 @@
+"""A fake Telegram Bot API server on 127.0.0.1, for tests and the Telegram load benchmark.
+
+    api = FakeBotApi().start()          # a free port; api.base_url -> "http://127.0.0.1:N/bot"
+    api.send_text(chat_id=1, text="What did Stoltenberg say about Iran?")
+    api.wait_for(lambda: api.sent_to(1), timeout=60)
+    api.stop()
+
+It speaks the Bot API's HTTP protocol (`/bot{token}/{method}`, form or JSON parameters,
+`{"ok": ..., "result": ...}` answers) well enough for python-telegram-bot's real `Application`:
+getMe, deleteWebhook, setWebhook, setMyCommands, getUpdates (queued updates, offsets, a short
+long-poll wait) and sendMessage / sendChatAction, which it records. Like Telegram it refuses a
+message whose HTML does not parse or whose text is over 4,096 characters ("Bad Request: can't
+parse entities" / "message is too long"), so a test sees what the real server would reject.
+
+`retry_after(seconds)` makes the next sendMessage fail with Telegram's 429 flood-control answer;
+`fail_polls(n)` makes the next getUpdates calls fail with 502 Bad Gateway.
+Everything is stdlib (http.server in a thread); every wait is bounded.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import html
+import itertools
+import json
+import re
+import threading
+import time
+from collections.abc import Callable
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+from urllib.parse import parse_qsl
+
+TOKEN = "123456789:AAFakeTokenForTestsOnly_abcdefghijk"
+BOT_USER = {
+    "id": 999000111,
+    "is_bot": True,
+    "first_name": "Newsbot",
+    "username": "newsbot_test_bot",
+    "can_join_groups": True,
+    "can_read_all_group_messages": False,
+    "supports_inline_queries": False,
+}
+MAX_POLL_WAIT = 0.5  # seconds a getUpdates waits for news (Telegram: up to `timeout`)
+MESSAGE_LIMIT = 4096
+ALLOWED_TAGS = {
+    "b", "strong", "i", "em", "u", "ins", "s", "strike", "del", "span", "tg-spoiler", "a",
+    "code", "pre", "blockquote", "tg-emoji",
+}  # fmt: skip
+ENTITY = re.compile(r"&(?:#\d+|#x[0-9a-fA-F]+|lt|gt|amp|quot);")
+TAG = re.compile(r"<(/?)([a-zA-Z][a-zA-Z0-9-]*)((?:\s[^<>]*)?)>")
+
+
+class FakeBotApi:
+    def __init__(self, token: str = TOKEN, bot: dict | None = None):
+        self.token = token
+        self.bot = dict(bot or BOT_USER)
+        self.lock = threading.Condition()
+        self.updates: list[dict] = []  # not yet confirmed by an offset
+        self.queued_at: dict[int, float] = {}  # update_id -> time.monotonic() when queued
+        self.calls: list[tuple[str, dict]] = []  # every request: (method, parameters)
+        self.sent: list[dict] = []  # accepted sendMessage parameters, plus "at" and "message_id"
+        self.rejected: list[dict] = []  # sendMessage refused: parameters, plus "error"
+        self.actions: list[dict] = []  # sendChatAction parameters
+        self.chats: dict[int, dict] = {}
+        self.offset = 0  # the highest getUpdates offset seen: updates below it were received
+        self._flood: list[int] = []
+        self._poll_failures = 0  # retry_after seconds for the next sendMessage calls
+        self._update_ids = itertools.count(1)
+        self._message_ids = itertools.count(1000)
+        self._server: ThreadingHTTPServer | None = None
+
+    # -- running -----------------------------------------------------------------------------
+    def start(self) -> FakeBotApi:
+        api = self
+
+        class Handler(_Handler):
+            fake = api
+
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._server.daemon_threads = True
+        threading.Thread(target=self._server.serve_forever, daemon=True).start()
+        return self
+
+    def stop(self) -> None:
+        if self._server:
+            self._server.shutdown()
+            self._server.server_close()
+            self._server = None
+
+    def __enter__(self) -> FakeBotApi:
+        return self.start()
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
+
+    @property
+    def port(self) -> int:
+        assert self._server, "start() the server first"
+        return self._server.server_address[1]
+
+    @property
+    def base_url(self) -> str:
+        """TELEGRAM_BASE_URL for python-telegram-bot: the token is appended to it."""
+        return f"http://127.0.0.1:{self.port}/bot"
+
+    # -- what users do -----------------------------------------------------------------------
+    def push(self, kind: str, payload: dict) -> int:
+        """Queue an update of `kind` ("message", "edited_message", ...); returns its id."""
+        with self.lock:
+            update_id = next(self._update_ids)
+            chat = payload.get("chat")
+            if chat:
+                self.chats[chat["id"]] = chat
+            self.updates.append({"update_id": update_id, kind: payload})
+            self.queued_at[update_id] = time.monotonic()
+            self.lock.notify_all()
+        return update_id
+
+    def message(
+        self,
+        chat_id: int,
+        text: str | None = None,
+        user: dict | None = None,
+        chat_type: str = "private",
+        **fields: Any,
+    ) -> dict:
+        """A Message object as Telegram sends it (bot_command / mention entities included)."""
+        user = user or {"id": chat_id, "is_bot": False, "first_name": "Reader"}
+        chat = {"id": chat_id, "type": chat_type}
+        chat.update(
+            {"first_name": user["first_name"]} if chat_type == "private" else {"title": "News"}
+        )
+        message = {
+            "message_id": next(self._message_ids),
+            "date": int(time.time()),
+            "chat": chat,
+            "from": user,
+        }
+        if text is not None:
+            message["text"] = text
+            entities = _entities(text)
+            if entities:
+                message["entities"] = entities
+        message.update(fields)
+        return message
+
+    def send_text(self, chat_id: int, text: str, **kwargs: Any) -> int:
+        """A user sends `text`; returns the update id (the message is in `last_message`)."""
+        self.last_message = self.message(chat_id, text, **kwargs)
+        return self.push("message", self.last_message)
+
+    def bot_message(self, chat_id: int, text: str, chat_type: str = "private") -> dict:
+        """A message the bot sent earlier (to reply to)."""
+        chat = {"id": chat_id, "type": chat_type}
+        return {
+            "message_id": next(self._message_ids),
+            "date": int(time.time()),
+            "chat": chat,
+            "from": self.bot,
+            "text": text,
+        }
+
+    def retry_after(self, seconds: int = 1, times: int = 1) -> None:
+        """The next `times` sendMessage calls get Telegram's 429 flood-control answer."""
+        with self.lock:
+            self._flood.extend([seconds] * times)
+
+    def fail_polls(self, times: int = 1) -> None:
+        """The next `times` getUpdates calls fail with 502 Bad Gateway (a network hiccup)."""
+        with self.lock:
+            self._poll_failures += times
+
+    # -- what the bot did --------------------------------------------------------------------
+    def sent_to(self, chat_id: int) -> list[dict]:
+        with self.lock:
+            return [m for m in self.sent if int(m["chat_id"]) == chat_id]
+
+    def texts_to(self, chat_id: int) -> list[str]:
+        return [m["text"] for m in self.sent_to(chat_id)]
+
+    def methods(self) -> list[str]:
+        with self.lock:
+            return [method for method, _ in self.calls]
+
+    def wait_for(self, condition: Callable[[], Any], timeout: float = 30.0) -> Any:
+        """Poll `condition` until it is true (returning it) or raise after `timeout` seconds."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            result = condition()
+            if result:
+                return result
+            time.sleep(0.02)
+        raise TimeoutError(f"condition not met in {timeout} s; sent so far: {self.sent!r}")
+
+    def fetched(self, update_id: int) -> bool:
+        """Has the bot confirmed (by a getUpdates offset past it) that it received the update?"""
+        with self.lock:
+            return self.offset > update_id
+
+    # -- the API -----------------------------------------------------------------------------
+    def handle(self, method: str, params: dict) -> tuple[int, dict]:
+        with self.lock:
+            self.calls.append((method, params))
+        handler = getattr(self, f"api_{method}", None)
+        if handler is None:
+            return 200, {"ok": True, "result": True}
+        return handler(params)
+
+    def api_getMe(self, params: dict) -> tuple[int, dict]:
+        return 200, {"ok": True, "result": self.bot}
+
+    def api_getUpdates(self, params: dict) -> tuple[int, dict]:
+        with self.lock:
+            if self._poll_failures:
+                self._poll_failures -= 1
+                return 502, {"ok": False, "error_code": 502, "description": "Bad Gateway"}
+        offset = int(params.get("offset") or 0)
+        limit = int(params.get("limit") or 100)
+        wait = min(float(params.get("timeout") or 0), MAX_POLL_WAIT)
+        deadline = time.monotonic() + wait
+        with self.lock:
+            if offset:
+                self.offset = max(offset, self.offset)
+                self.updates = [u for u in self.updates if u["update_id"] >= offset]
+            while not self.updates and time.monotonic() < deadline:
+                self.lock.wait(max(deadline - time.monotonic(), 0.01))
+            batch = self.updates[:limit]
+        return 200, {"ok": True, "result": batch}
+
+    def api_sendMessage(self, params: dict) -> tuple[int, dict]:
+        with self.lock:
+            if self._flood:
+                seconds = self._flood.pop(0)
+                self.rejected.append({**params, "error": 429, "at": time.monotonic()})
+                return 429, {
+                    "ok": False,
+                    "error_code": 429,
+                    "description": f"Too Many Requests: retry after {seconds}",
+                    "parameters": {"retry_after": seconds},
+                }
+        text = str(params.get("text", ""))
+        error = None
+        if str(params.get("parse_mode", "")).upper() == "HTML":
+            error = html_error(text)
+            visible = html.unescape(TAG.sub("", text)) if error is None else text
+        else:
+            visible = text
+        if error is None and not visible.strip():
+            error = "message text is empty"
+        if error is None and len(visible.encode("utf-16-le")) // 2 > MESSAGE_LIMIT:
+            error = "message is too long"
+        if error:
+            with self.lock:
+                self.rejected.append({**params, "error": error, "at": time.monotonic()})
+            return 400, {"ok": False, "error_code": 400, "description": f"Bad Request: {error}"}
+        chat_id = int(params["chat_id"])
+        with self.lock:
+            message_id = next(self._message_ids)
+            self.sent.append({**params, "message_id": message_id, "at": time.monotonic()})
+            chat = self.chats.get(chat_id, {"id": chat_id, "type": "private", "first_name": "R"})
+        result = {
+            "message_id": message_id,
+            "date": int(time.time()),
+            "chat": chat,
+            "from": self.bot,
+            "text": visible,
+        }
+        return 200, {"ok": True, "result": result}
+
+    def api_sendChatAction(self, params: dict) -> tuple[int, dict]:
+        with self.lock:
+            self.actions.append({**params, "at": time.monotonic()})
+        return 200, {"ok": True, "result": True}
+
+
+class _Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"  # keep-alive, as python-telegram-bot's httpx client expects
+    fake: FakeBotApi
+
+    def do_POST(self) -> None:
+        self._serve()
+
+    def do_GET(self) -> None:
+        self._serve()
+
+    def _serve(self) -> None:
+        length = int(self.headers.get("Content-Length") or 0)
+        body = self.rfile.read(length) if length else b""
+        match = re.fullmatch(r"/bot([^/]+)/(\w+)", self.path.split("?", 1)[0])
+        if not match:
+            self._reply(404, {"ok": False, "error_code": 404, "description": "Not Found"})
+            return
+        if match[1] != self.fake.token:
+            self._reply(401, {"ok": False, "error_code": 401, "description": "Unauthorized"})
+            return
+        self._reply(*self.fake.handle(match[2], _parameters(self.headers, body)))
+
+    def _reply(self, status: int, payload: dict) -> None:
+        data = json.dumps(payload).encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        with contextlib.suppress(BrokenPipeError, ConnectionResetError):  # the bot gave up
+            self.wfile.write(data)
+
+    def log_message(self, *args) -> None:  # quiet
+        pass
+
+
+def _parameters(headers, body: bytes) -> dict:
+    """Form fields (JSON-encoded when not strings, as python-telegram-bot sends them) or JSON."""
+    if not body:
+        return {}
+    if "json" in (headers.get("Content-Type") or ""):
+        return json.loads(body)
+    params: dict[str, Any] = {}
+    for key, value in parse_qsl(body.decode(), keep_blank_values=True):
+        if value.startswith(("{", "[")):
+            with contextlib.suppress(ValueError):
+                value = json.loads(value)
+        params[key] = value
+    return params
+
+
+def _entities(text: str) -> list[dict]:
+    """The bot_command and mention entities Telegram would attach (offsets in UTF-16 units)."""
+    entities = []
+    for kind, pattern in (("bot_command", r"^/\w+(?:@\w+)?"), ("mention", r"(?<!\w)@\w{3,}")):
+        for match in re.finditer(pattern, text):
+            offset = len(text[: match.start()].encode("utf-16-le")) // 2
+            length = len(match[0].encode("utf-16-le")) // 2
+            entities.append({"type": kind, "offset": offset, "length": length})
+    return sorted(entities, key=lambda e: e["offset"])
+
+
+def html_error(text: str) -> str | None:
+    """What Telegram's HTML parser would object to, or None: unknown or unbalanced tags, and
+    `<`, `>` or `&` that are not part of a tag or an entity."""
+    stack: list[str] = []
+    position = 0
+    for match in TAG.finditer(text):
+        problem = _bare_specials(text[position : match.start()], position)
+        if problem:
+            return problem
+        closing, name = match[1] == "/", match[2].lower()
+        if name not in ALLOWED_TAGS:
+            return f'can\'t parse entities: unsupported start tag "{name}" at {match.start()}'
+        if closing:
+            if not stack or stack[-1] != name:
+                return f"can't parse entities: can't find end tag corresponding to {name}"
+            stack.pop()
+        else:
+            stack.append(name)
+        position = match.end()
+    problem = _bare_specials(text[position:], position)
+    if problem:
+        return problem
+    if stack:
+        return f"can't parse entities: can't find end tag corresponding to start tag {stack[-1]}"
+    return None
+
+
+def _bare_specials(chunk: str, offset: int) -> str | None:
+    for match in re.finditer(r"[<>&]", chunk):
+        if match[0] == "&" and ENTITY.match(chunk, match.start()):
+            continue
+        return (
+            "can't parse entities: unexpected "
+            f"{'end tag' if match[0] == '>' else 'character'} at byte offset "
+            f"{offset + match.start()}"
+        )
+    return None

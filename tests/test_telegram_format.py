@@ -1,0 +1,250 @@
+"""Telegram HTML: everything escaped, messages split at block boundaries, user lists."""
+
+from __future__ import annotations
+
+import html
+import logging
+import re
+
+import pytest
+from fake_bot_api import TAG, html_error
+
+from bot.answer import format_answer
+from bot.telegram_format import (
+    MESSAGE_LIMIT,
+    NO_SOURCES,
+    UserList,
+    html_to_text,
+    pack,
+    parse_users,
+    render_html,
+    render_report,
+    render_sources,
+    render_stats,
+    split_text,
+    tg_len,
+)
+from bot.types import Answer, IndexStats, Passage, Quote
+from index.build import BuildReport
+from index.errors import SettingsError
+
+SPECIALS = "a < b && c > d; <b>bold</b> <script>x</script> *star* _under_ [link](u) `tick` &amp;"
+
+
+def quote(text: str, source: str = "001_x.txt", title: str | None = "Title", date=None) -> Quote:
+    return Quote(text, source, 0, len(text), title, date)
+
+
+def extractive(*quotes: Quote) -> Answer:
+    return Answer(question="q?", text=format_answer(list(quotes)), quotes=list(quotes))
+
+
+def visible(part: str) -> str:
+    return html.unescape(TAG.sub("", part))
+
+
+def assert_valid(parts: list[str], limit: int = MESSAGE_LIMIT) -> None:
+    assert parts
+    for part in parts:
+        assert html_error(part) is None, part
+        assert tg_len(part) <= limit
+
+
+class User:
+    def __init__(self, id: int, username: str | None = None):
+        self.id, self.username = id, username
+
+
+# -- escaping -----------------------------------------------------------------------------
+def test_every_piece_of_corpus_text_is_escaped():
+    answer = extractive(
+        quote(SPECIALS, source="we<ird>&file.txt", title="Title <i> & *co*", date="2022-11-09")
+    )
+    answer.notice = "LLM <failed> & fell back"
+    [message] = render_html(answer)
+    assert_valid([message])
+    text = visible(message)
+    assert SPECIALS in text
+    assert "we<ird>&file.txt" in text and "Title <i> & *co*" in text and "2022-11-09" in text
+    assert "LLM <failed> & fell back" in text
+    assert "<blockquote>" in message and "<code>we&lt;ird&gt;&amp;file.txt</code>" in message
+
+
+def test_refusal_and_llm_prose_are_shown_as_escaped_text():
+    refusal = Answer(question="q", text="Nothing on <that> & so on.\n\nTry again.", refused=True)
+    [message] = render_html(refusal)
+    assert_valid([message])
+    assert message == "Nothing on &lt;that&gt; &amp; so on.\n\nTry again."
+
+    prose = Answer(question="q", text="He said [1] <yes>.", quotes=[quote("Yes & no.")])
+    [message] = render_html(prose)
+    assert_valid([message])
+    assert visible(message).startswith("He said [1] <yes>.")
+    assert "<blockquote>Yes &amp; no.</blockquote>" in message
+
+
+def test_quotes_are_grouped_under_their_source_label():
+    answer = extractive(
+        quote("First.", "a.txt", "Alpha", "2022-01-01"),
+        quote("Second.", "b.txt", None, None),
+        quote("Third.", "a.txt", "Alpha", "2022-01-01"),
+    )
+    [message] = render_html(answer)
+    assert message == (
+        "<code>a.txt</code> · <b>Alpha</b> · 2022-01-01\n"
+        "<blockquote>First.</blockquote>\n<blockquote>Third.</blockquote>\n\n"
+        "<code>b.txt</code>\n<blockquote>Second.</blockquote>"
+    )
+
+
+# -- splitting ----------------------------------------------------------------------------
+def test_long_answers_split_between_quotes_in_order_with_labels_repeated():
+    quotes = [quote(f"Quote {i} says {'& <x> ' * 60}end {i}.", f"s{i % 3}.txt") for i in range(20)]
+    parts = render_html(extractive(*quotes))
+    assert len(parts) > 1
+    assert_valid(parts)
+    texts = [visible(p) for p in parts]
+    order = sorted(range(20), key=lambda n: n % 3)  # grouped by source, in answer order
+    found = [(i, t.index(f"Quote {n} says")) for n in order for i, t in enumerate(texts)
+             if f"Quote {n} says" in t]  # fmt: skip
+    assert len(found) == 20  # each quote whole, exactly once
+    assert found == sorted(found)  # and the parts arrive in that order
+    for part in parts:  # every part says where its quotes come from
+        assert part.startswith("<code>s")
+
+
+def test_a_quote_longer_than_a_message_is_cut_at_sentences_with_tags_reopened():
+    sentences = [f"Sentence {i} has <{i}> & some *words* in it." for i in range(400)]
+    long = " ".join(sentences)
+    parts = render_html(extractive(quote(long, "big.txt", "Big")))
+    assert len(parts) >= 3
+    assert_valid(parts)
+    for part in parts:
+        assert part.startswith("<code>big.txt</code> · <b>Big</b>\n<blockquote>")
+        assert part.endswith("</blockquote>")
+        body = visible(part).split("\n", 1)[1]
+        assert body.startswith("Sentence ") and body.endswith(" in it.")  # whole sentences
+    bodies = [visible(p).split("\n", 1)[1] for p in parts]
+    assert " ".join(bodies) == long
+
+
+def test_a_giant_word_is_cut_without_breaking_an_entity():
+    word = "&<>" * 3000
+    parts = pack(render_blocks(word), 500)
+    assert_valid(parts, 500)
+    assert "".join(visible(p) for p in parts) == word
+
+
+def render_blocks(text: str):
+    from bot.telegram_format import Block
+
+    return [Block(text, "i")]
+
+
+def test_lengths_are_counted_in_utf16_units():
+    assert tg_len("ab") == 2 and tg_len("📰") == 2
+    emoji = "📰" * 3000  # 3,000 characters, 6,000 UTF-16 units
+    parts = render_html(Answer(question="q", text=emoji, refused=True))
+    assert len(parts) == 2
+    assert all(tg_len(p) <= MESSAGE_LIMIT for p in parts)
+
+
+def test_split_text_keeps_words_in_order_and_fits():
+    text = "One two three. Four five six seven! " * 50
+    pieces = split_text(text, 100)
+    assert all(tg_len(p) <= 100 for p in pieces)
+    assert " ".join(pieces).split() == text.split()
+
+
+def test_sources_show_every_passage_in_full_and_split():
+    passages = [
+        Passage(f"Passage {i}: " + "words & <more> words. " * 60, f"f{i}.txt", 0, 10, "T", None)
+        for i in range(8)
+    ]
+    answer = Answer(question="q <1>?", text="", passages=passages, standalone_question=None)
+    parts = render_sources(answer)
+    assert len(parts) > 1
+    assert_valid(parts)
+    joined = "\n".join(visible(p) for p in parts)
+    assert "q <1>?" in joined
+    for i, passage in enumerate(passages):
+        assert passage.text.strip() in joined
+        assert joined.index(f"Passage {i}:") < joined.index(f"Passage {i + 1}:") if i < 7 else True
+    assert "<blockquote expandable>" in parts[0]
+    assert render_sources(None) == [NO_SOURCES]
+    assert render_sources(Answer(question="q", text="")) == [NO_SOURCES]
+
+
+def test_html_to_text_undoes_our_markup():
+    [message] = render_html(extractive(quote(SPECIALS, "a.txt", None)))
+    assert html_to_text(message) == f"a.txt\n{SPECIALS}"
+
+
+# -- other messages -----------------------------------------------------------------------
+def test_stats_and_reindex_report():
+    stats = IndexStats(12, 40, "2022-01-01", "2022-11-09", built_at=1_000_000.0)
+    text = render_stats(stats, now=1_000_000.0 + 7200)
+    assert html_error(text) is None
+    assert "<b>12</b> articles" in text and "2022-01-01 to 2022-11-09" in text
+    assert "(2 hours ago)" in text
+    assert "ago" not in render_stats(IndexStats(0, 0, None, None, None))
+
+    report = BuildReport(added=["new <1>.txt"], unchanged=["a.txt"], articles=2, chunks=5)
+    text = render_report(report)
+    assert html_error(text) is None
+    assert "Index updated." in text and "added 1: <code>new &lt;1&gt;.txt</code>" in text
+    assert "already up to date" in render_report(BuildReport(unchanged=["a.txt"]))
+
+
+# -- who may ask --------------------------------------------------------------------------
+def test_parse_users_takes_ids_and_usernames():
+    users = parse_users(" 12345, @Alice;bob_99  777 ", "TELEGRAM_ALLOWED_USERS")
+    assert users.ids == {12345, 777} and users.usernames == {"alice", "bob_99"}
+    assert User(12345) in users and User(1, "ALICE") in users and User(2, "bob_99") in users
+    assert User(3, "carol") not in users and User(4) not in users and None not in users
+    assert not parse_users("", "X") and not UserList()
+
+
+@pytest.mark.parametrize("bad", ["12ab", "@a", "bob smith!", "-5", "@"])
+def test_parse_users_names_the_variable_on_nonsense(bad):
+    with pytest.raises(SettingsError, match="TELEGRAM_ADMIN_USERS"):
+        parse_users(bad, "TELEGRAM_ADMIN_USERS")
+
+
+# -- the token ----------------------------------------------------------------------------
+TOKEN = "123456789:AAFakeTokenForTestsOnly_abcdefghijk"
+
+
+@pytest.mark.parametrize("token", ["", "   ", "not-a-token", "123456789:short", "abc:" + "x" * 35])
+def test_missing_or_malformed_token_is_one_clear_sentence(token):
+    from bot.settings import BotSettings
+    from bot.telegram import bot_token
+
+    settings = BotSettings(telegram_bot_token=token, _env_file=None)
+    with pytest.raises(SettingsError, match="TELEGRAM_BOT_TOKEN") as info:
+        bot_token(settings)
+    message = str(info.value)
+    assert "\n" not in message and (not token.strip() or token not in message)
+
+
+def test_token_is_redacted_from_messages_arguments_and_tracebacks(caplog):
+    from bot.telegram import RedactToken
+
+    logger = logging.getLogger("test.redact")
+    redact = RedactToken(TOKEN)
+    caplog.handler.addFilter(redact)
+    try:
+        with caplog.at_level(logging.DEBUG, logger="test.redact"):
+            logger.info("GET https://api.telegram.org/bot%s/getMe", TOKEN)
+            logger.info(f"in the message itself: {TOKEN}")
+            try:
+                raise RuntimeError(f"url http://x/bot{TOKEN}/sendMessage failed")
+            except RuntimeError:
+                logger.exception("while sending")
+        text = caplog.text
+    finally:
+        caplog.handler.removeFilter(redact)
+    secret = TOKEN.split(":")[1]
+    assert secret not in text
+    assert text.count("[token]") >= 3 and "while sending" in text and "RuntimeError" in text
+    assert re.search(r"bot123456789:\[token\]/getMe", text)
