@@ -1,0 +1,153 @@
+"""The Answerer: quotes verbatim and checked, speaker preference, follow-ups, dates, refusals.
+
+Unit tests run on real Chroma in tmp_path with the deterministic hashing embedder; the
+integration test at the end uses the bundled model on the two example articles.
+"""
+
+import datetime as dt
+
+import pytest
+
+from bot.answer import Answerer, QuestionError
+from bot.settings import BotSettings
+from index.build import build_index
+
+TARIFFS = (
+    "Trade talks stall over tariffs",
+    "2021-03-02",
+    "Trade talks between the two countries stalled on Tuesday over steel tariffs.\n"
+    "Senator Alice Smith arrived late to the hearing on trade.\n"
+    "“Tariffs on steel are a tax on our own farmers,” she said.\n"
+    "Bob Jones, a lobbyist for steel makers, disagreed with her.\n"
+    "“Steel tariffs protect thousands of jobs,” Jones told reporters.\n"
+    "Analysts expect more talks on tariffs next month.",
+)
+HARVEST = (
+    "Harvest hit by drought",
+    "2021-07-15",
+    "The drought cut the wheat harvest by a third, farmers said.\n"
+    "Smith visited the farms and said drones would help monitor the fields.",
+)
+TARIFFS_LATER = (
+    "Tariff talks resume",
+    "2021-05-20",
+    "Trade talks on steel tariffs resumed in May with new proposals on quotas.",
+)
+
+
+@pytest.fixture
+def news(tmp_path, write_article):
+    folder = tmp_path / "news"
+    for name, (title, date, body) in {
+        "tariffs.txt": TARIFFS,
+        "harvest.txt": HARVEST,
+        "later/tariffs-may.txt": TARIFFS_LATER,
+    }.items():
+        write_article(folder, name, body, title=title, date=date)
+    return folder
+
+
+@pytest.fixture
+def answerer(make_settings, news):
+    settings = make_settings(BotSettings, corpus_dir=news)
+    build_index(settings)
+    return Answerer(settings)
+
+
+def test_quotes_are_exact_text_of_their_files_at_their_offsets(answerer, news):
+    answer = answerer.answer("What did Smith say about tariffs?")
+    assert not answer.refused and answer.quotes
+    for quote in answer.quotes:
+        text = (news / quote.source).read_text(encoding="utf-8")
+        assert text[quote.start : quote.end] == quote.text
+        assert quote.text in answer.text
+    assert answer.sources[0] == "tariffs.txt"
+    assert "tariffs.txt" in answer.text
+
+
+def test_prefers_sentences_where_the_person_is_the_speaker(answerer):
+    answer = answerer.answer("What did Smith say about tariffs?")
+    first = answer.quotes[0].text
+    # "she said", right after Smith is named, beats sentences that merely mention tariffs.
+    assert "Tariffs on steel are a tax on our own farmers" in first
+    assert not any("protect thousands of jobs" in q.text for q in answer.quotes)
+    jones = answerer.answer("What did Jones say about tariffs?")
+    assert "protect thousands of jobs" in jones.quotes[0].text
+
+
+def test_follow_up_keeps_the_speaker(answerer):
+    first = answerer.answer("What did Smith say about tariffs?")
+    follow = answerer.answer("and what did she say about drones?", [first])
+    assert follow.standalone_question == "What did Smith say about drones?"
+    assert "drones would help monitor the fields" in follow.text
+    assert follow.sources[0] == "harvest.txt"
+
+
+def test_date_named_in_question_prefers_that_period(answerer):
+    may = answerer.answer("What happened in the steel tariff talks in May 2021?")
+    assert may.retrieved[0] == "later/tariffs-may.txt"
+    march = answerer.answer("What happened in the steel tariff talks on 2 March 2021?")
+    assert march.retrieved[0] == "tariffs.txt"
+
+
+def test_off_corpus_question_is_refused_without_quotes(answerer):
+    answer = answerer.answer("How do I reverse a list in Python?")
+    assert answer.refused
+    assert answer.quotes == [] and answer.sources == []
+    assert "3 in all" in answer.text
+
+
+def test_unknown_speaker_is_refused(answerer):
+    answer = answerer.answer("What did Zorblax Quinterra say about tariffs?")
+    assert answer.refused and not answer.quotes
+
+
+def test_quote_no_longer_in_file_is_never_shown(answerer, news):
+    path = news / "tariffs.txt"
+    path.write_text(path.read_text(encoding="utf-8").replace("farmers", "growers"), "utf-8")
+    answer = answerer.answer("What did Smith say about tariffs?")
+    for quote in answer.quotes:
+        text = (news / quote.source).read_text(encoding="utf-8")
+        assert text[quote.start : quote.end] == quote.text
+    assert not any("tax on our own farmers" in q.text for q in answer.quotes)
+
+
+def test_bad_questions_get_polite_errors(answerer):
+    with pytest.raises(QuestionError, match="question"):
+        answerer.answer("   ")
+    with pytest.raises(QuestionError, match="under 1000"):
+        answerer.answer("why " * 400)
+
+
+def test_answers_follow_index_updates_without_restart(answerer, news, write_article):
+    assert answerer.answer("What did Smith say about volcanoes?").refused
+    write_article(
+        news, "volcano.txt", "Smith said the volcanoes in Iceland are calm.", title="Volcanoes"
+    )
+    build_index(answerer.settings)
+    answer = answerer.answer("What did Smith say about volcanoes?")
+    assert not answer.refused and answer.sources == ["volcano.txt"]
+    assert answerer.stats().articles == 4
+
+
+def test_answer_json_shape(answerer):
+    data = answerer.answer("What did Smith say about tariffs?", asked_on=dt.date(2021, 3, 3))
+    data = data.to_dict()
+    assert {"text", "refused", "quotes", "sources"} <= set(data)
+    assert set(data["quotes"][0]) >= {"text", "source", "start", "end", "title", "date"}
+
+
+@pytest.mark.integration
+def test_stoltenberg_on_iran_with_the_bundled_model(
+    make_settings, example_corpus, bundled_embedder
+):
+    settings = make_settings(BotSettings, corpus_dir=example_corpus, embed_model="bundled")
+    build_index(settings, embedder=bundled_embedder)
+    answerer = Answerer(settings, embedder=bundled_embedder)
+    answer = answerer.answer("what did Stoltenberg say about Iran?")
+    assert answer.sources[0] == "001_5644935dc87ec3b5.txt"
+    assert "Iran is supporting Russia" in answer.text
+    follow = answerer.answer("and what did he say about drones?", [answer])
+    assert not follow.refused
+    assert "drone" in " ".join(q.text for q in follow.quotes).lower()
+    assert answerer.answer("What is the melting point of tungsten?").refused

@@ -1,0 +1,125 @@
+"""`newsbot ask` and `newsbot eval` as real subprocesses."""
+
+import json
+
+import pytest
+
+from bot.evaluate import grade, load_normalize
+
+
+@pytest.fixture
+def indexed(corpus, workdir, cli_env, run_newsbot):
+    env = cli_env(corpus_dir=corpus, store_dir=workdir / "store", embed_model="hashing")
+    assert run_newsbot("index", env=env).returncode == 0
+    return env
+
+
+def test_ask_json_has_the_answer_fields(indexed, run_newsbot, corpus):
+    result = run_newsbot(
+        "ask", "--json", "What did officials in Kyiv say about drones?", env=indexed
+    )
+    assert result.returncode == 0, result.stderr
+    answer = json.loads(result.stdout)
+    assert answer["refused"] is False
+    assert answer["sources"][0] == "drones.txt"
+    quote = answer["quotes"][0]
+    assert set(quote) >= {"text", "source", "start", "end", "title", "date"}
+    text = (corpus / quote["source"]).read_text(encoding="utf-8")
+    assert text[quote["start"] : quote["end"]] == quote["text"]
+    assert quote["text"] in answer["text"]
+
+
+def test_ask_text_and_refusal(indexed, run_newsbot):
+    result = run_newsbot("ask", "What is the time complexity of quicksort?", env=indexed)
+    assert result.returncode == 0
+    assert "could not find this in the indexed articles (3 in all)" in result.stdout
+
+
+def test_ask_without_an_index_is_one_clear_line(workdir, corpus, cli_env, run_newsbot):
+    env = cli_env(corpus_dir=corpus, store_dir=workdir / "empty", embed_model="hashing")
+    result = run_newsbot("ask", "anything?", env=env)
+    assert result.returncode == 1
+    assert result.stderr.strip().splitlines() == [
+        f"newsbot: No index yet in {workdir / 'empty'} — run `newsbot index` first."
+    ]
+
+
+def test_ask_too_long_question_is_refused_politely(indexed, run_newsbot):
+    result = run_newsbot("ask", "why " * 600, env=indexed)
+    assert result.returncode == 1
+    assert "too long" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_eval_prints_the_table_and_writes_rows(indexed, run_newsbot, workdir):
+    questions = workdir / "q.jsonl"
+    items = [
+        {
+            "id": "rtqa-1",
+            "question": "Which country supplied drones to Russia?",
+            "date": "2022-11-03",
+            "expected_files": ["drones.txt"],
+            "expected_answers": ["Iran"],
+        },
+        {"id": "off-1", "question": "What is a villanelle?", "expect_refusal": True},
+    ]
+    questions.write_text("\n".join(json.dumps(i) for i in items) + "\n", encoding="utf-8")
+    out = workdir / "rows.jsonl"
+    result = run_newsbot("eval", str(questions), "--out", str(out), env=indexed)
+    assert result.returncode == 0, result.stderr
+    assert "hit@1" in result.stdout and "refusal acc" in result.stdout
+    rows = [json.loads(line) for line in out.read_text().splitlines()]
+    assert [r["id"] for r in rows] == ["rtqa-1", "off-1"]
+    assert set(rows[0]) == {"id", "question", "answer", "cited", "retrieved", "refused", "seconds"}
+    assert rows[0]["cited"][0] == "drones.txt" and rows[1]["refused"] is True
+
+
+def test_eval_rejects_a_broken_question_file(indexed, run_newsbot, workdir):
+    bad = workdir / "bad.jsonl"
+    bad.write_text("{not json\n", encoding="utf-8")
+    result = run_newsbot("eval", str(bad), env=indexed)
+    assert result.returncode == 1
+    assert "line 1: not a JSON object" in result.stderr
+
+
+def test_grading_follows_the_evaluation_readme():
+    normalize = load_normalize()
+    items = [
+        {"id": "a", "question": "q", "expected_files": ["x.txt"], "expected_answers": ["Iran’s"]},
+        {"id": "b", "question": "q", "expected_files": ["y.txt"], "expected_answers": ["far"]},
+        {"id": "c", "question": "q", "expect_refusal": True},
+    ]
+    rows = [
+        {
+            "cited": ["x.txt"],
+            "retrieved": ["x.txt", "z.txt"],
+            "refused": False,
+            "answer": "It was  IRAN'S plan",
+            "seconds": 0.1,
+        },
+        {
+            "cited": [],
+            "retrieved": ["z.txt", "w.txt", "y.txt"],
+            "refused": True,
+            "answer": "x" * 801 + "far",
+            "seconds": 0.3,
+        },
+        {"cited": [], "retrieved": [], "refused": True, "answer": "no", "seconds": 0.2},
+    ]
+    figures = grade(items, rows, normalize)
+    assert figures["hit@1"] == 0.5 and figures["hit@5"] == 1.0
+    assert figures["mrr@10"] == round((1 + 1 / 3) / 2, 3)
+    assert figures["answer_accuracy"] == 0.5  # "far" lies beyond the first 800 characters
+    assert figures["refusal_accuracy"] == 1.0 and figures["false_refusal_rate"] == 0.5
+    assert figures["median_seconds"] == 0.2
+
+
+@pytest.mark.integration
+def test_ask_the_example_question_with_the_bundled_model(
+    example_corpus, workdir, cli_env, run_newsbot
+):
+    env = cli_env(corpus_dir=example_corpus, store_dir=workdir / "store")
+    assert run_newsbot("index", env=env, timeout=300).returncode == 0
+    result = run_newsbot("ask", "--json", "what did Stoltenberg say about Iran?", env=env)
+    answer = json.loads(result.stdout)
+    assert answer["sources"][0] == "001_5644935dc87ec3b5.txt"
+    assert any("Iran is supporting Russia" in q["text"] for q in answer["quotes"])
