@@ -3,10 +3,12 @@
     render_text(answer, color)      each source's label, then its quotes, verbatim
     render_passages(answer, color)  the passages behind an answer, for the chat's /sources
 
-Quote and source must be easy to tell apart. On a terminal the label is bold cyan and every
-line of a quote hangs off a dim bar; without colour (a pipe, a file, NO_COLOR) the label stands
-at the margin and quote lines start with "  > ", as in `bot.answer.format_answer`. Quotes are
-never reworded: wrapping (only when a width is given) moves line breaks, nothing else.
+Quote and source must be easy to tell apart. On a terminal the label is bold cyan, every line
+of a quote hangs off a dim bar, and blank lines part the sources. Without colour (a pipe, a
+file, NO_COLOR) the label stands at the margin, quote lines start with "  > " and there are no
+blank lines inside an answer, so that a script reading `newsbot chat < questions` gets one
+paragraph per answer. Quotes are never reworded: wrapping (only when a width is given) moves
+line breaks, nothing else.
 """
 
 from __future__ import annotations
@@ -55,21 +57,26 @@ class Style:
     def gutter(self) -> str:
         return self.dim("  │ ") if self.color else "  > "
 
+    @property
+    def gap(self) -> list[str]:
+        """What parts blocks of one reply: a blank line on a terminal, nothing in plain text."""
+        return [""] if self.color else []
+
 
 def render_text(answer: Answer, color: bool = False, width: int | None = None) -> str:
     """The answer for a terminal: prose (if any), then quotes grouped under their sources."""
     style = Style(color)
     lines: list[str] = []
     if answer.refused or not answer.quotes:
-        lines += _wrap(answer.text, width)
+        lines += _prose(answer.text, style, width)
     else:
         if answer.text.strip() != format_answer(answer.quotes).strip():
             # An LLM wrote the answer: show its prose, then the quotes it rests on.
-            lines += _wrap(answer.text, width) + [""]
-        blocks = [_source_block(quotes, style, width) for quotes in _by_source(answer.quotes)]
-        lines += "\n\n".join(blocks).split("\n")
+            lines += _prose(answer.text, style, width) + style.gap
+        for number, quotes in enumerate(_by_source(answer.quotes)):
+            lines += (style.gap if number else []) + _source_block(quotes, style, width)
     if answer.notice:
-        lines += ["", *(style.notice(line) for line in _wrap(answer.notice, width))]
+        lines += style.gap + [style.notice(line) for line in _prose(answer.notice, style, width)]
     return "\n".join(lines)
 
 
@@ -84,25 +91,29 @@ def render_passages(answer: Answer | None, color: bool = False, width: int | Non
     lines = [f"{count} passage{'s' * (count != 1)} retrieved for “{answer.question}”:"]
     for number, passage in enumerate(answer.passages, 1):
         quoted = " · quoted" if _is_quoted(passage, answer.quotes) else ""
-        lines += [
-            "",
+        lines += style.gap + [
             style.label(f"[{number}] {source_label(passage.source, passage.title, passage.date)}"),
             style.dim(
                 f"    characters {passage.start}–{passage.end} · score {passage.score:.4f}{quoted}"
             ),
         ]
         for paragraph in passage.text.strip().split("\n"):
-            lines += _wrap(paragraph, width, indent="    ") if paragraph.strip() else [""]
+            if paragraph.strip():
+                lines += _wrap(paragraph, width, indent="    ")
     return "\n".join(lines)
 
 
-def _source_block(quotes: list[Quote], style: Style, width: int | None) -> str:
+def _source_block(quotes: list[Quote], style: Style, width: int | None) -> list[str]:
     first = quotes[0]
     lines = [style.label(source_label(first.source, first.title, first.date))]
     for quote in quotes:
-        for line in _wrap(quote.text, width, indent="  > "):
-            lines.append(style.gutter + line[4:])
-    return "\n".join(lines)
+        lines += [style.gutter + line[4:] for line in _wrap(quote.text, width, indent="  > ")]
+    return lines
+
+
+def _prose(text: str, style: Style, width: int | None) -> list[str]:
+    lines = _wrap(text.strip(), width)
+    return lines if style.color else [line for line in lines if line.strip()]
 
 
 def _by_source(quotes: list[Quote]) -> list[list[Quote]]:
