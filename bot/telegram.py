@@ -1,0 +1,569 @@
+"""`newsbot telegram`: the Answerer behind a Telegram bot (python-telegram-bot v22).
+
+    update -> gate (allow list) -> handler -> Answerer.answer in a thread -> HTML parts -> replies
+
+The services live in `application.bot_data` from start-up (the answerer, the settings, the
+user lists) and the handlers fetch them, as the python-telegram-bot maintainers' own rules-bot
+does; every message text comes from `bot.telegram_format`, so the handlers stay a few lines.
+
+- Updates are handled concurrently and answers are computed in threads, so a slow answer never
+  holds up another chat; a per-chat lock keeps each chat's questions and replies in order.
+- Each chat remembers its last `history_turns` answers (`context.chat_data`) for follow-ups,
+  and only the most recently active `MAX_CHATS` chats are remembered at all.
+- Flood control: `FloodControl` waits as long as a `RetryAfter` asks and sends again.
+  Polling errors are logged and retried by python-telegram-bot; handler errors get the user a
+  short apology and the log a traceback. The token is redacted from every log record.
+- Webhook mode (`TELEGRAM_WEBHOOK_URL`) serves the webhook with aiohttp (installed with
+  llama-index-core) rather than python-telegram-bot's tornado extra.
+- The index can change under a running bot (`newsbot index --watch`, `/reindex`, another
+  process): the answerer checks the index generation on every question.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import datetime as dt
+import hmac
+import logging
+import re
+import signal
+import sys
+import warnings
+from collections import OrderedDict, deque
+from collections.abc import Sequence
+from dataclasses import replace
+from urllib.parse import urlsplit
+
+from telegram import BotCommand, LinkPreviewOptions, Message, Update
+from telegram.constants import ChatAction, ChatType, ParseMode
+from telegram.error import BadRequest, InvalidToken, NetworkError, RetryAfter, TelegramError
+from telegram.ext import (
+    Application,
+    ApplicationBuilder,
+    ApplicationHandlerStop,
+    BaseRateLimiter,
+    CommandHandler,
+    ContextTypes,
+    MessageHandler,
+    TypeHandler,
+    filters,
+)
+from telegram.warnings import PTBDeprecationWarning
+
+from bot import telegram_format as fmt
+from bot.answer import Answerer, QuestionError
+from bot.settings import BotSettings
+from bot.types import Answer
+from index.errors import IndexBusyError, NewsbotError, SettingsError
+
+log = logging.getLogger(__name__)
+
+# bot_data / chat_data keys
+ANSWERER, SETTINGS, ALLOWED, ADMINS, REFUSED, CHATS = (
+    "answerer",
+    "settings",
+    "allowed",
+    "admins",
+    "refused",
+    "chats",
+)
+HISTORY, LAST, LOCK = "history", "last", "lock"
+
+TOKEN = re.compile(r"\d{3,20}:[A-Za-z0-9_-]{30,100}")
+UPDATES = ["message", "edited_message"]
+TYPING_EVERY = 4.0  # Telegram shows "typing…" for 5 s per chat action
+MAX_CHATS = 5000  # chats whose conversation is remembered (least recently active forgotten)
+MAX_REFUSED = 10000  # strangers already refused once
+FLOOD_ATTEMPTS = 5
+BOOTSTRAP_RETRIES = 5  # start-up calls (getMe, deleteWebhook) before giving up
+SECRET_HEADER = "X-Telegram-Bot-Api-Secret-Token"
+NO_PREVIEW = LinkPreviewOptions(is_disabled=True)
+COMMANDS = [
+    ("ask", "ask a question (in groups)"),
+    ("sources", "the passages behind the last answer"),
+    ("stats", "articles, dates and index age"),
+    ("reset", "forget the conversation"),
+    ("help", "how to ask"),
+]
+
+
+# -- start-up ------------------------------------------------------------------------------
+def bot_token(settings: BotSettings) -> str:
+    """The token, checked for shape before anything talks to Telegram."""
+    token = settings.telegram_bot_token.get_secret_value().strip()
+    if not token:
+        raise SettingsError(
+            "No Telegram bot token: set TELEGRAM_BOT_TOKEN (in .env or the environment) to the "
+            "token @BotFather gave you — see docs/TELEGRAM.md."
+        )
+    if not TOKEN.fullmatch(token):
+        raise SettingsError(
+            "TELEGRAM_BOT_TOKEN does not look like a bot token (digits, a colon, then about 35 "
+            "letters, digits, '-' or '_'); copy it again from @BotFather."
+        )
+    return token
+
+
+class RedactToken(logging.Filter):
+    """Replaces the token's secret part in a record's message and traceback."""
+
+    def __init__(self, token: str):
+        super().__init__()
+        self.secret = token.split(":", 1)[-1]
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        if self.secret in message:
+            record.msg, record.args = message.replace(self.secret, "[token]"), None
+        if record.exc_info and not record.exc_text:
+            record.exc_text = logging.Formatter().formatException(record.exc_info)
+        if record.exc_text and self.secret in record.exc_text:
+            record.exc_text = record.exc_text.replace(self.secret, "[token]")
+        if record.stack_info and self.secret in record.stack_info:
+            record.stack_info = record.stack_info.replace(self.secret, "[token]")
+        return True
+
+
+def hide_token(token: str) -> None:
+    """Keep the token out of every log line: quiet HTTP loggers, redact at every handler."""
+    for name in ("httpx", "httpcore"):  # they log each URL, and Bot API URLs hold the token
+        logging.getLogger(name).setLevel(logging.WARNING)
+    redact = RedactToken(token)
+    for handler in [*logging.getLogger().handlers, logging.lastResort]:
+        if handler is not None and not any(
+            isinstance(f, RedactToken) and f.secret == redact.secret for f in handler.filters
+        ):
+            handler.addFilter(redact)
+
+
+def build_application(settings: BotSettings, answerer: Answerer) -> Application:
+    """The Application with its services in bot_data and all handlers; not yet started."""
+    token = bot_token(settings)
+    hide_token(token)
+    builder = (
+        ApplicationBuilder().token(token).rate_limiter(FloodControl()).concurrent_updates(True)
+    )
+    if settings.telegram_base_url:
+        base_url = settings.telegram_base_url.strip()
+        if not base_url.startswith(("http://", "https://")):
+            raise SettingsError(
+                f"Invalid setting TELEGRAM_BASE_URL={base_url!r}: it must start with http:// "
+                "or https://, e.g. http://127.0.0.1:8081/bot"
+            )
+        builder = builder.base_url(base_url)
+        if base_url.endswith("/bot"):
+            builder = builder.base_file_url(base_url[: -len("bot")] + "file/bot")
+    application = builder.build()
+    application.bot_data.update(
+        {
+            ANSWERER: answerer,
+            SETTINGS: settings,
+            ALLOWED: fmt.parse_users(settings.telegram_allowed_users, "TELEGRAM_ALLOWED_USERS"),
+            ADMINS: fmt.parse_users(settings.telegram_admin_users, "TELEGRAM_ADMIN_USERS"),
+            REFUSED: OrderedDict(),
+            CHATS: OrderedDict(),
+        }
+    )
+    add_handlers(application)
+    return application
+
+
+def add_handlers(application: Application) -> None:
+    private, groups = filters.ChatType.PRIVATE, filters.ChatType.GROUPS
+    new = filters.UpdateType.MESSAGE
+    application.add_handler(TypeHandler(Update, gate), group=-1)
+    for name, callback in [
+        ("start", on_start),
+        ("help", on_help),
+        ("reset", on_reset),
+        ("sources", on_sources),
+        ("stats", on_stats),
+        ("reindex", on_reindex),
+        ("ask", on_ask),
+    ]:
+        application.add_handler(CommandHandler(name, callback, filters=new))
+    text = filters.TEXT & ~filters.COMMAND & new
+    application.add_handler(MessageHandler(text & private, on_private_text))
+    application.add_handler(MessageHandler(text & groups, on_group_text))
+    application.add_handler(MessageHandler(filters.COMMAND & private & new, on_unknown_command))
+    application.add_handler(MessageHandler(private & new, on_not_text))
+    application.add_handler(
+        MessageHandler(private & filters.UpdateType.EDITED_MESSAGE, on_edited_message)
+    )
+    application.add_error_handler(on_error)
+
+
+def run_telegram(settings: BotSettings) -> int:
+    """Run until interrupted: long polling, or a webhook server when TELEGRAM_WEBHOOK_URL is set."""
+    from bot.answer import make_answerer
+
+    bot_token(settings)  # a bad token is one sentence, before the model loads
+    fmt.parse_users(settings.telegram_allowed_users, "TELEGRAM_ALLOWED_USERS")
+    fmt.parse_users(settings.telegram_admin_users, "TELEGRAM_ADMIN_USERS")
+    answerer = make_answerer(settings)
+    answerer.warm_up()
+    application = build_application(settings, answerer)
+    try:
+        asyncio.run(serve(application, settings))
+    except InvalidToken:
+        raise NewsbotError(
+            "Telegram rejected TELEGRAM_BOT_TOKEN (revoked or mistyped?); get the current token "
+            "from @BotFather."
+        ) from None
+    except NetworkError as exc:
+        server = urlsplit(settings.telegram_base_url or "https://api.telegram.org").netloc
+        raise NewsbotError(
+            f"Cannot reach the Telegram Bot API at {server} ({type(exc).__name__}); check the "
+            "network, or TELEGRAM_BASE_URL."
+        ) from None
+    return 0
+
+
+async def serve(
+    application: Application, settings: BotSettings, stop: asyncio.Event | None = None
+) -> None:
+    """Answer until `stop` is set (by default: on SIGINT or SIGTERM).
+
+    What `Application.run_polling` does, in the running event loop, so that tests and the load
+    benchmark run exactly this; webhook mode shares it.
+    """
+    if stop is None:
+        stop = asyncio.Event()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            asyncio.get_running_loop().add_signal_handler(sig, stop.set)
+    webhook = bool(settings.telegram_webhook_url)
+    async with application:  # getMe: a bad token or an unreachable server fails here
+        await _set_commands(application)
+        if webhook:
+            receiver = await start_webhook(application, settings)
+        else:
+
+            def polling_error(exc: TelegramError) -> None:
+                application.create_task(application.process_error(update=None, error=exc))
+
+            await application.updater.start_polling(
+                allowed_updates=UPDATES,
+                bootstrap_retries=BOOTSTRAP_RETRIES,
+                error_callback=polling_error,
+            )
+        await application.start()
+        print(
+            f"newsbot: answering on Telegram as @{application.bot.username} "
+            f"({'webhook' if webhook else 'long polling'}); Ctrl+C stops.",
+            file=sys.stderr,
+            flush=True,
+        )
+        try:
+            await stop.wait()
+        finally:
+            if webhook:
+                await receiver.cleanup()
+            else:
+                await application.updater.stop()
+            await application.stop()
+
+
+async def _set_commands(application: Application) -> None:
+    try:
+        await application.bot.set_my_commands([BotCommand(*c) for c in COMMANDS])
+    except TelegramError as exc:  # a menu is nice to have, not a reason to stop
+        log.warning("could not set the bot's command menu: %s", exc)
+
+
+async def start_webhook(application: Application, settings: BotSettings):
+    """Receive updates on TELEGRAM_WEBHOOK_LISTEN:PORT at the path of TELEGRAM_WEBHOOK_URL.
+
+    Meant to sit behind a reverse proxy that terminates HTTPS; returns the aiohttp runner to
+    clean up.
+    """
+    from aiohttp import web
+
+    url = settings.telegram_webhook_url.strip()
+    secret = settings.telegram_webhook_secret.get_secret_value() or None
+    if secret and not re.fullmatch(r"[A-Za-z0-9_-]{1,256}", secret):
+        raise SettingsError(
+            "Invalid setting TELEGRAM_WEBHOOK_SECRET: use 1-256 letters, digits, '_' or '-'."
+        )
+
+    async def receive(request: web.Request) -> web.Response:
+        if secret and not hmac.compare_digest(request.headers.get(SECRET_HEADER, ""), secret):
+            return web.Response(status=403)
+        try:
+            update = Update.de_json(await request.json(), application.bot)
+        except (ValueError, TypeError, KeyError):
+            return web.Response(status=400)
+        await application.update_queue.put(update)
+        return web.Response()
+
+    server = web.Application()
+    server.router.add_post(urlsplit(url).path or "/", receive)
+    runner = web.AppRunner(server, access_log=None)
+    await runner.setup()
+    host, port = settings.telegram_webhook_listen, settings.telegram_webhook_port
+    try:
+        await web.TCPSite(runner, host, port).start()
+    except OSError as exc:
+        await runner.cleanup()
+        raise NewsbotError(
+            f"Cannot listen for the webhook on {host}:{port} ({exc.strerror or exc}); set "
+            "TELEGRAM_WEBHOOK_LISTEN and TELEGRAM_WEBHOOK_PORT."
+        ) from None
+    await application.bot.set_webhook(url, secret_token=secret, allowed_updates=UPDATES)
+    return runner
+
+
+# -- the gate ------------------------------------------------------------------------------
+async def gate(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """Runs before every handler: strangers get one polite refusal, then silence."""
+    allowed, user = context.bot_data[ALLOWED], update.effective_user
+    if not allowed or user in allowed or user in context.bot_data[ADMINS]:
+        return
+    message, refused = update.message, context.bot_data[REFUSED]
+    if user is not None and message and user.id not in refused and for_bot(message):
+        _remember(refused, user.id, MAX_REFUSED)
+        log.info("refused user %s (not in TELEGRAM_ALLOWED_USERS)", user.id)
+        await send_parts(message, [fmt.NOT_ALLOWED])
+    raise ApplicationHandlerStop
+
+
+def for_bot(message: Message) -> bool:
+    """Is this message meant for the bot: a private chat, a command, a mention or a reply?"""
+    if message.chat.type == ChatType.PRIVATE:
+        return True
+    text = message.text or ""
+    if text.startswith("/"):
+        target = text.split(maxsplit=1)[0].partition("@")[2]
+        return not target or target.lower() == (message.get_bot().username or "").lower()
+    return group_question(message) is not None
+
+
+def group_question(message: Message) -> str | None:
+    """The question of a group message that mentions the bot or replies to it; else None."""
+    bot = message.get_bot()
+    text = message.text or ""
+    mention = re.compile(rf"(?<!\w)@{re.escape(bot.username or '')}\b", re.I)
+    replied = message.reply_to_message
+    to_bot = bool(replied and replied.from_user and replied.from_user.id == bot.id)
+    if bot.username and mention.search(text):
+        return " ".join(mention.sub(" ", text).split())
+    return text if to_bot else None
+
+
+# -- commands ------------------------------------------------------------------------------
+async def on_start(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    await send_parts(update.effective_message, [fmt.START])
+
+
+async def on_help(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    await send_parts(update.effective_message, [fmt.HELP])
+
+
+async def on_reset(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    async with chat_lock(context):
+        context.chat_data.pop(HISTORY, None)
+        context.chat_data.pop(LAST, None)
+    await send_parts(update.effective_message, [fmt.RESET])
+
+
+async def on_sources(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    async with chat_lock(context):
+        last = context.chat_data.get(LAST)
+    await send_parts(update.effective_message, fmt.render_sources(last))
+
+
+async def on_stats(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    stats = await asyncio.to_thread(context.bot_data[ANSWERER].stats)
+    await send_parts(update.effective_message, [fmt.render_stats(stats)])
+
+
+async def on_reindex(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    message = update.effective_message
+    if update.effective_user not in context.bot_data[ADMINS]:
+        await send_parts(message, [fmt.ADMINS_ONLY])
+        return
+    await send_parts(message, [fmt.REINDEX_STARTED])
+    try:
+        report = await asyncio.to_thread(reindex, context.bot_data)
+    except IndexBusyError:
+        await send_parts(message, [fmt.INDEX_BUSY])
+        return
+    await send_parts(message, [fmt.render_report(report)])
+
+
+def reindex(bot_data: dict):
+    """Incremental build with the answerer's own model; the answerer sees it at once."""
+    from index.build import build_index
+
+    answerer = bot_data[ANSWERER]
+    report = build_index(bot_data[SETTINGS], embedder=answerer.embedder)
+    answerer.refresh()
+    return report
+
+
+async def on_ask(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    question = " ".join(context.args or [])
+    if not question:
+        await send_parts(update.effective_message, [fmt.ASK_USAGE])
+        return
+    await answer_question(update, context, question)
+
+
+async def on_unknown_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    await send_parts(update.effective_message, [fmt.UNKNOWN_COMMAND])
+
+
+# -- messages ------------------------------------------------------------------------------
+async def on_private_text(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    await answer_question(update, context, update.message.text)
+
+
+async def on_group_text(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    question = group_question(update.message)
+    if question is None:  # chatter among the members
+        return
+    if not question:
+        await send_parts(update.message, [fmt.ASK_USAGE])
+        return
+    await answer_question(update, context, question)
+
+
+async def on_not_text(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    await send_parts(update.message, [fmt.NOT_TEXT])
+
+
+async def on_edited_message(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    await send_parts(update.edited_message, [fmt.EDITED])
+
+
+async def answer_question(update: Update, context: ContextTypes.DEFAULT_TYPE, question: str):
+    message = update.effective_message
+    answerer, settings = context.bot_data[ANSWERER], context.bot_data[SETTINGS]
+    async with chat_lock(context):
+        history = context.chat_data.get(HISTORY, ())
+        try:
+            async with typing(message):
+                answer = await asyncio.to_thread(answerer.answer, question, list(history))
+        except QuestionError as exc:  # its message is the polite explanation
+            await send_parts(message, [fmt.plain(str(exc))])
+            return
+        remember(context, message.chat_id, answer, settings.history_turns)
+        await send_parts(message, fmt.render_html(answer))
+
+
+def remember(context: ContextTypes.DEFAULT_TYPE, chat_id: int, answer: Answer, turns: int) -> None:
+    """Keep the answer for follow-ups and /sources; forget the least recently active chats."""
+    history = context.chat_data.setdefault(HISTORY, deque(maxlen=turns))
+    history.append(replace(answer, passages=[]))  # /sources needs only the last one's
+    context.chat_data[LAST] = answer
+    for old in _remember(context.bot_data[CHATS], chat_id, MAX_CHATS):
+        context.application.drop_chat_data(old)
+
+
+def _remember(recent: OrderedDict, key, limit: int) -> list:
+    """Mark `key` most recent; return the keys that fell off the end."""
+    recent[key] = None
+    recent.move_to_end(key)
+    return [recent.popitem(last=False)[0] for _ in range(len(recent) - limit)]
+
+
+@contextlib.asynccontextmanager
+async def chat_lock(context: ContextTypes.DEFAULT_TYPE):
+    async with context.chat_data.setdefault(LOCK, asyncio.Lock()):
+        yield
+
+
+@contextlib.asynccontextmanager
+async def typing(message: Message):
+    """Show "typing…" in the chat, renewed every few seconds, while the block runs."""
+
+    async def keep_typing() -> None:
+        while True:
+            with contextlib.suppress(TelegramError):
+                await message.reply_chat_action(ChatAction.TYPING)
+            await asyncio.sleep(TYPING_EVERY)
+
+    task = asyncio.create_task(keep_typing())
+    try:
+        yield
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+
+# -- sending -------------------------------------------------------------------------------
+async def send_parts(message: Message, parts: Sequence[str]) -> None:
+    """Send HTML parts in order; in groups the first one replies to the question."""
+    quote = message.chat.type != ChatType.PRIVATE
+    for i, part in enumerate(parts):
+        await send_html(message, part, quote=quote and i == 0)
+
+
+async def send_html(message: Message, html: str, quote: bool = False) -> None:
+    options = {"do_quote": quote, "link_preview_options": NO_PREVIEW}
+    if quote:
+        options["allow_sending_without_reply"] = True
+    try:
+        await message.reply_text(html, parse_mode=ParseMode.HTML, **options)
+    except BadRequest as exc:
+        # Everything is escaped, so this cannot happen; if Telegram disagrees, the user still
+        # gets the answer, as plain text.
+        if "parse entities" not in str(exc).lower():
+            raise
+        log.error("Telegram rejected our HTML (%s); sending plain text instead", exc)
+        await message.reply_text(fmt.html_to_text(html), **options)
+
+
+class FloodControl(BaseRateLimiter[None]):
+    """On `RetryAfter`, wait as long as Telegram asks, then send the same request again.
+
+    Reacts only when Telegram complains (this bot sends about one message per question, far
+    below the limits), and retries a bounded number of times. getUpdates never comes here.
+    """
+
+    def __init__(self, attempts: int = FLOOD_ATTEMPTS):
+        self.attempts = attempts
+
+    async def initialize(self) -> None:
+        pass
+
+    async def shutdown(self) -> None:
+        pass
+
+    async def process_request(self, callback, args, kwargs, endpoint, data, rate_limit_args):
+        for attempt in range(1, self.attempts + 1):
+            try:
+                return await callback(*args, **kwargs)
+            except RetryAfter as exc:
+                if attempt == self.attempts:
+                    raise
+                wait = retry_seconds(exc)
+                log.warning("flood control on %s: waiting %.1f s as Telegram asks", endpoint, wait)
+                await asyncio.sleep(wait)
+        raise AssertionError("unreachable")
+
+
+def retry_seconds(exc: RetryAfter) -> float:
+    with warnings.catch_warnings():  # an int today, a timedelta with PTB_TIMEDELTA=1
+        warnings.simplefilter("ignore", PTBDeprecationWarning)
+        value = exc.retry_after
+    return value.total_seconds() if isinstance(value, dt.timedelta) else float(value)
+
+
+# -- errors --------------------------------------------------------------------------------
+async def on_error(update: object, context: ContextTypes.DEFAULT_TYPE) -> None:
+    error = context.error
+    if update is None:  # from polling, which retries by itself
+        if isinstance(error, NetworkError):
+            log.warning("Telegram unreachable (%s: %s); retrying", type(error).__name__, error)
+        else:
+            log.error("error while polling Telegram", exc_info=error)
+        return
+    log.error("error while handling an update", exc_info=error)
+    message = update.effective_message if isinstance(update, Update) else None
+    if message is not None:
+        try:
+            await message.reply_text(fmt.APOLOGY)
+        except TelegramError as exc:
+            log.warning("could not send the apology either: %s", exc)

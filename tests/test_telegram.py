@@ -1,0 +1,475 @@
+"""The Telegram front end.
+
+Handler tests drive the real Application with `Update.de_json` + `process_update` (the approach
+of python-telegram-bot's own tests) and a fake answerer; its replies go to the fake Bot API
+server of `fake_bot_api.py`, which records them and, like Telegram, refuses HTML that does not
+parse and messages over 4,096 characters. The end-to-end tests run the real Application
+polling that server through TELEGRAM_BASE_URL, with the real Answerer and the bundled model.
+Every wait is bounded.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import html
+import itertools
+import json
+import logging
+import signal
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+import pytest
+from fake_bot_api import TAG, TOKEN, FakeBotApi, html_error
+from telegram import Update
+
+from bot import telegram as tg
+from bot import telegram_format as fmt
+from bot.answer import QuestionError, format_answer
+from bot.settings import BotSettings
+from bot.types import Answer, IndexStats, Passage, Quote
+from index.build import BuildReport, build_index
+from index.errors import IndexBusyError
+from index.settings import load_settings
+
+REPO = Path(__file__).resolve().parent.parent
+SECRET = TOKEN.split(":")[1]
+ALICE = {"id": 101, "is_bot": False, "first_name": "Alice", "username": "alice"}
+BOB = {"id": 102, "is_bot": False, "first_name": "Bob", "username": "Bob_R"}
+ADMIN = {"id": 900, "is_bot": False, "first_name": "Ada", "username": "ada"}
+STRANGER = {"id": 666, "is_bot": False, "first_name": "Eve", "username": "eve"}
+GROUP = -100123
+STICKER = {
+    "file_id": "CAAD",
+    "file_unique_id": "AQAD",
+    "width": 512,
+    "height": 512,
+    "is_animated": False,
+    "is_video": False,
+    "type": "regular",
+}
+PHOTO = [{"file_id": "AgAD", "file_unique_id": "AQAE", "width": 90, "height": 90}]
+VOICE = {"file_id": "AwAD", "file_unique_id": "AQAF", "duration": 3}
+DOCUMENT = {"file_id": "BQAD", "file_unique_id": "AQAG", "file_name": "notes.pdf"}
+
+
+# -- helpers -------------------------------------------------------------------------------
+@pytest.fixture
+def api():
+    with FakeBotApi() as server:
+        yield server
+
+
+def bot_settings(api: FakeBotApi, **values) -> BotSettings:
+    values = {
+        "telegram_bot_token": TOKEN,
+        "telegram_base_url": api.base_url,
+        "embed_model": "hashing",
+        **values,
+    }
+    return load_settings(BotSettings, _env_file=None, **values)
+
+
+class FakeAnswerer:
+    """Quotes the question back; "slow" questions take a while, "boom" ones crash."""
+
+    def __init__(self, delay: float = 0.0):
+        self.delay = delay
+        self.asked: list[tuple[str, int]] = []  # (question, turns of history given)
+
+    def answer(self, question, history=(), asked_on=None):
+        self.asked.append((question, len(history)))
+        if "slow" in question:
+            time.sleep(self.delay)
+        if "boom" in question:
+            raise RuntimeError(f"boom at https://api.telegram.org/bot{TOKEN}/sendMessage")
+        if len(question) > 200:
+            raise QuestionError(f"That question is too long ({len(question)} characters).")
+        quote = Quote(f"Said: {question}", "001_fake.txt", 0, 9, "A <fake> title", "2022-11-09")
+        passage = Passage(f"The passage behind {question}", "001_fake.txt", 0, 30, None, None)
+        return Answer(
+            question=question,
+            text=format_answer([quote]),
+            quotes=[quote],
+            passages=[passage],
+            standalone_question=question,
+        )
+
+    def stats(self):
+        return IndexStats(2, 5, "2022-11-09", "2022-11-10", time.time() - 90)
+
+    def refresh(self):
+        return False
+
+
+@contextlib.asynccontextmanager
+async def initialized(api: FakeBotApi, answerer, **values):
+    """The Application, initialized against the fake server, for `process_update`."""
+    application = tg.build_application(bot_settings(api, **values), answerer)
+    async with application:
+        yield application
+
+
+@contextlib.asynccontextmanager
+async def running(api: FakeBotApi, answerer, **values):
+    """The bot serving as `newsbot telegram` does (`tg.serve`), in this event loop."""
+    settings = bot_settings(api, **values)
+    application = tg.build_application(settings, answerer)
+    stop = asyncio.Event()
+    task = asyncio.create_task(tg.serve(application, settings, stop))
+    try:
+        await until(lambda: application.running or task.done(), 15, "the bot to start")
+        if task.done():
+            task.result()
+        yield application
+    finally:
+        stop.set()
+        await asyncio.wait_for(task, 15)
+
+
+_update_ids = itertools.count(1)
+
+
+async def process(application, api: FakeBotApi, chat_id: int, text=None, kind="message", **kw):
+    """Hand one update to the application directly; returns the message it carried."""
+    message = api.message(chat_id, text, **kw)
+    data = {"update_id": next(_update_ids), kind: message}
+    await application.process_update(Update.de_json(data, application.bot))
+    return message
+
+
+async def until(condition, timeout: float = 30.0, what: str = "condition"):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        result = condition()
+        if result:
+            return result
+        await asyncio.sleep(0.02)
+    raise AssertionError(f"{what} not met within {timeout} s")
+
+
+def visible(part: str) -> str:
+    return html.unescape(TAG.sub("", part))
+
+
+def group_kw(user=ALICE, **kw):
+    return {"user": user, "chat_type": "supergroup", **kw}
+
+
+# -- handlers ------------------------------------------------------------------------------
+async def test_private_question_is_answered_in_escaped_html(api):
+    answerer = FakeAnswerer()
+    async with initialized(api, answerer) as app:
+        await process(app, api, 101, "Who wrote <b> & *this* [x] `y`?", user=ALICE)
+    [sent] = api.sent_to(101)
+    assert sent["parse_mode"] == "HTML" and html_error(sent["text"]) is None
+    text = visible(sent["text"])
+    assert "Said: Who wrote <b> & *this* [x] `y`?" in text
+    assert "001_fake.txt · A <fake> title · 2022-11-09" in text
+    assert "reply_parameters" not in sent  # a private chat needs no threading
+    assert sent["link_preview_options"] == {"is_disabled": True}
+    assert not api.rejected
+
+
+async def test_question_error_gives_its_polite_message(api):
+    async with initialized(api, FakeAnswerer()) as app:
+        await process(app, api, 101, "why " * 60, user=ALICE)
+    assert api.texts_to(101) == ["That question is too long (240 characters)."]
+
+
+async def test_commands_start_help_stats_and_unknown(api):
+    async with initialized(api, FakeAnswerer()) as app:
+        for command in ("/start", "/help", "/stats", "/frobnicate"):
+            await process(app, api, 101, command, user=ALICE)
+    start, help_, stats, unknown = api.texts_to(101)
+    assert start == fmt.START and help_ == fmt.HELP and unknown == fmt.UNKNOWN_COMMAND
+    assert "<b>2</b> articles" in stats and "2022-11-09 to 2022-11-10" in stats
+    assert "(1 minute ago)" in stats
+    assert all(html_error(t) is None for t in api.texts_to(101))
+
+
+async def test_non_text_in_private_gets_one_line_and_in_groups_silence(api):
+    answerer = FakeAnswerer()
+    async with initialized(api, answerer) as app:
+        for media in ({"sticker": STICKER}, {"photo": PHOTO}, {"voice": VOICE}):
+            await process(app, api, 101, None, user=ALICE, **media)
+            await process(app, api, GROUP, None, **group_kw(), **media)
+        await process(app, api, 101, None, user=ALICE, document=DOCUMENT, caption="see this")
+        edited = {"edit_date": int(time.time())}
+        await process(app, api, 101, "fixed typo?", "edited_message", user=ALICE, **edited)
+        await process(app, api, GROUP, "@newsbot_test_bot hi", "edited_message", **group_kw())
+    assert api.texts_to(101) == [fmt.NOT_TEXT] * 4 + [fmt.EDITED]
+    assert api.sent_to(GROUP) == [] and answerer.asked == []
+
+
+async def test_groups_answer_only_when_addressed(api):
+    answerer = FakeAnswerer()
+    async with initialized(api, answerer) as app:
+        await process(app, api, GROUP, "anyone seen the news about Iran?", **group_kw())
+        await process(app, api, GROUP, "/ask@some_other_bot what?", **group_kw())
+        mention = await process(
+            app, api, GROUP, "@NewsBot_Test_Bot what did he say?", **group_kw(user=BOB)
+        )
+        bot_said = api.bot_message(GROUP, "an earlier answer", "supergroup")
+        reply = await process(
+            app, api, GROUP, "and about drones?", **group_kw(reply_to_message=bot_said)
+        )
+        ask = await process(app, api, GROUP, "/ask about Kherson", **group_kw())
+        await process(app, api, GROUP, "/ask", **group_kw())
+        await process(app, api, GROUP, "/start@newsbot_test_bot", **group_kw())
+    assert [q for q, _ in answerer.asked] == [
+        "what did he say?",
+        "and about drones?",
+        "about Kherson",
+    ]
+    sent = api.sent_to(GROUP)
+    assert [visible(m["text"]).split("\n")[-1] for m in sent[:3]] == [
+        "Said: what did he say?",
+        "Said: and about drones?",
+        "Said: about Kherson",
+    ]
+    replied_to = [m["reply_parameters"]["message_id"] for m in sent[:3]]
+    assert replied_to == [mention["message_id"], reply["message_id"], ask["message_id"]]
+    assert all(m["reply_parameters"]["allow_sending_without_reply"] for m in sent[:3])
+    assert [m["text"] for m in sent[3:]] == [fmt.ASK_USAGE, fmt.START]
+    # Memory is the group's: the second question saw the first.
+    assert [turns for _, turns in answerer.asked] == [0, 1, 2]
+
+
+async def test_strangers_get_one_polite_refusal_and_nothing_from_the_corpus(api):
+    answerer = FakeAnswerer()
+    allowed = {"telegram_allowed_users": "101, @bob_r", "telegram_admin_users": "900"}
+    async with initialized(api, answerer, **allowed) as app:
+        await process(app, api, 666, "What did Stoltenberg say?", user=STRANGER)
+        await process(app, api, 666, "/sources", user=STRANGER)
+        await process(app, api, 666, "hello??", user=STRANGER)
+        other = {**STRANGER, "id": 667}
+        await process(app, api, GROUP, "chatter", **group_kw(user=other))
+        await process(
+            app, api, GROUP, "@newsbot_test_bot hi", **group_kw(user={**STRANGER, "id": 667})
+        )
+        await process(app, api, 101, "by id", user=ALICE)
+        await process(app, api, 102, "by username", user=BOB)
+        await process(app, api, 900, "an admin", user=ADMIN)
+    assert api.texts_to(666) == [fmt.NOT_ALLOWED]
+    assert [m["text"] for m in api.sent_to(GROUP)] == [fmt.NOT_ALLOWED]
+    assert [q for q, _ in answerer.asked] == ["by id", "by username", "an admin"]
+
+
+async def test_reindex_is_for_admins_and_busy_is_a_polite_line(api, monkeypatch):
+    report = BuildReport(added=["new.txt"], unchanged=["a.txt"], articles=2, chunks=4)
+    outcomes = [report, IndexBusyError("Another indexer (pid 1) is updating ...")]
+
+    def fake_reindex(bot_data):
+        outcome = outcomes.pop(0)
+        if isinstance(outcome, Exception):
+            raise outcome
+        return outcome
+
+    monkeypatch.setattr(tg, "reindex", fake_reindex)
+    async with initialized(api, FakeAnswerer(), telegram_admin_users="@Ada") as app:
+        await process(app, api, 101, "/reindex", user=ALICE)
+        await process(app, api, 900, "/reindex", user=ADMIN)
+        await process(app, api, 900, "/reindex", user=ADMIN)
+    assert api.texts_to(101) == [fmt.ADMINS_ONLY]
+    assert api.texts_to(900) == [
+        fmt.REINDEX_STARTED,
+        fmt.render_report(report),
+        fmt.REINDEX_STARTED,
+        fmt.INDEX_BUSY,
+    ]
+
+
+async def test_memory_follow_ups_sources_reset_and_bounds(api, monkeypatch):
+    monkeypatch.setattr(tg, "MAX_CHATS", 2)
+    answerer = FakeAnswerer()
+    async with initialized(api, answerer, history_turns=2) as app:
+        for question in ("first?", "second?", "third?"):
+            await process(app, api, 101, question, user=ALICE)
+        await process(app, api, 101, "/sources", user=ALICE)
+        history = app.chat_data[101][tg.HISTORY]
+        assert [a.question for a in history] == ["second?", "third?"]  # bounded
+        assert all(not a.passages for a in history)  # only the last keeps its passages
+        await process(app, api, 101, "/reset", user=ALICE)
+        await process(app, api, 101, "/sources", user=ALICE)
+        await process(app, api, 101, "fresh?", user=ALICE)
+        # Only the most recently active chats are remembered at all.
+        await process(app, api, 102, "bob?", user=BOB)
+        await process(app, api, 103, "carol?", user={**BOB, "id": 103, "username": "c"})
+        assert tg.HISTORY not in app.chat_data.get(101, {})
+        assert set(app.bot_data[tg.CHATS]) == {102, 103}
+    assert [turns for _, turns in answerer.asked] == [0, 1, 2, 0, 0, 0]
+    texts = api.texts_to(101)
+    assert "The passage behind third?" in visible(texts[3])
+    assert texts[4:6] == [fmt.RESET, fmt.NO_SOURCES]
+
+
+async def test_errors_get_an_apology_and_a_traceback_without_the_token(api, caplog):
+    async with initialized(api, FakeAnswerer()) as app:
+        with caplog.at_level(logging.DEBUG):
+            await process(app, api, 101, "boom?", user=ALICE)
+    assert api.texts_to(101) == [fmt.APOLOGY]
+    assert "RuntimeError: boom" in caplog.text and "Traceback" in caplog.text
+    assert SECRET not in caplog.text  # nor in any URL python-telegram-bot logged at DEBUG
+    assert "bot123456789:[token]" in caplog.text
+
+
+async def test_typing_is_shown_and_renewed_while_answering(api, monkeypatch):
+    monkeypatch.setattr(tg, "TYPING_EVERY", 0.1)
+    async with initialized(api, FakeAnswerer(delay=0.6)) as app:
+        await process(app, api, 101, "a slow one?", user=ALICE)
+        await process(app, api, GROUP, "@newsbot_test_bot slow too?", **group_kw())
+    private = [a for a in api.actions if int(a["chat_id"]) == 101]
+    assert len(private) >= 3 and all(a["action"] == "typing" for a in private)
+    assert private[-1]["at"] <= api.sent_to(101)[0]["at"]  # it stops before the reply
+    assert any(int(a["chat_id"]) == GROUP for a in api.actions)
+
+
+async def test_flood_control_waits_as_asked_then_sends(api):
+    api.retry_after(1)
+    async with initialized(api, FakeAnswerer()) as app:
+        await process(app, api, 101, "flooded?", user=ALICE)
+    [refused] = api.rejected
+    [sent] = api.sent_to(101)
+    assert refused["error"] == 429 and refused["text"] == sent["text"]
+    assert sent["at"] - refused["at"] >= 1.0
+    assert "Said: flooded?" in visible(sent["text"])
+
+
+async def test_slow_answer_never_holds_up_other_chats(api):
+    answerer = FakeAnswerer(delay=3.0)
+    async with running(api, answerer):
+        api.send_text(101, "a slow question?", user=ALICE)
+        await until(lambda: answerer.asked, 10, "slow question asked")
+        api.send_text(102, "a quick one?", user=BOB)
+        await until(lambda: api.sent_to(102), 10, "quick answer")
+        assert not api.sent_to(101)  # still thinking about the slow one
+        await until(lambda: api.sent_to(101), 15, "slow answer")
+
+
+async def test_questions_in_one_chat_are_answered_in_order(api):
+    answerer = FakeAnswerer(delay=0.5)
+    async with running(api, answerer):
+        for question in ("slow one?", "two?", "slow three?", "four?"):
+            api.send_text(101, question, user=ALICE)
+        await until(lambda: len(api.sent_to(101)) == 4, 20, "four answers")
+    said = [visible(t).split("\n")[-1] for t in api.texts_to(101)]
+    assert said == ["Said: slow one?", "Said: two?", "Said: slow three?", "Said: four?"]
+    assert [turns for _, turns in answerer.asked] == [0, 1, 2, 3]
+
+
+async def test_polling_survives_network_errors(api, caplog):
+    api.fail_polls(2)
+    with caplog.at_level(logging.WARNING):
+        async with running(api, FakeAnswerer()):
+            api.send_text(101, "still there?", user=ALICE)
+            await until(lambda: api.sent_to(101), 20, "answer after the network errors")
+    assert "Telegram unreachable" in caplog.text and "Bad Gateway" in caplog.text
+
+
+async def test_webhook_mode_sets_the_webhook_and_checks_the_secret(api):
+    port = _free_port()
+    webhook = {
+        "telegram_webhook_url": "https://bot.example.org/telegram/hook",
+        "telegram_webhook_listen": "127.0.0.1",
+        "telegram_webhook_port": port,
+        "telegram_webhook_secret": "s3cret-Token_1",
+    }
+    async with running(api, FakeAnswerer(), **webhook):
+        assert "getUpdates" not in api.methods()
+        [(_, params)] = [call for call in api.calls if call[0] == "setWebhook"]
+        assert params["url"] == "https://bot.example.org/telegram/hook"
+        assert params["secret_token"] == "s3cret-Token_1"
+        assert params["allowed_updates"] == tg.UPDATES
+        update = {"update_id": 1, "message": api.message(101, "via webhook?", user=ALICE)}
+        url = f"http://127.0.0.1:{port}/telegram/hook"
+        assert await _post(url, update, "wrong") == 403
+        assert await _post(url, update, None) == 403
+        assert await _post(url, {"not": "an update"}, "s3cret-Token_1") == 400
+        assert await _post(url, update, "s3cret-Token_1") == 200
+        await until(lambda: api.sent_to(101), 10, "answer to the webhook update")
+    assert "Said: via webhook?" in visible(api.texts_to(101)[0])
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+async def _post(url: str, payload: dict, secret: str | None) -> int:
+    def post() -> int:
+        headers = {"Content-Type": "application/json"}
+        if secret:
+            headers[tg.SECRET_HEADER] = secret
+        request = urllib.request.Request(url, json.dumps(payload).encode(), headers)
+        try:
+            with urllib.request.urlopen(request, timeout=5) as response:
+                return response.status
+        except urllib.error.HTTPError as exc:
+            return exc.code
+
+    return await asyncio.to_thread(post)
+
+
+# -- the command ---------------------------------------------------------------------------
+@pytest.mark.parametrize(
+    ("token", "expected"),
+    [("", "No Telegram bot token"), ("12:nope", "does not look like a bot token")],
+)
+def test_newsbot_telegram_without_a_good_token_says_one_sentence(
+    workdir, monkeypatch, capsys, token, expected
+):
+    from bot.cli import main
+
+    monkeypatch.setenv("TELEGRAM_BOT_TOKEN", token)
+    assert main(["telegram"]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("newsbot: ") and expected in err and err.count("\n") == 1
+    assert "Traceback" not in err and (not token or token not in err)
+
+
+@pytest.mark.slow
+def test_newsbot_telegram_runs_until_interrupted(api, make_settings, cli_env, tmp_path):
+    settings = make_settings(BotSettings)
+    build_index(settings)
+    env = cli_env(corpus_dir=settings.corpus_dir, store_dir=settings.store_dir)
+    env.update(
+        NEWSBOT_EMBED_MODEL="hashing",
+        NEWSBOT_LOG_LEVEL="DEBUG",  # even then, no token in the log
+        TELEGRAM_BOT_TOKEN=TOKEN,
+        TELEGRAM_BASE_URL=api.base_url,
+    )
+    newsbot = Path(sys.executable).with_name("newsbot")
+    process = subprocess.Popen(
+        [str(newsbot), "telegram"],
+        env=env,
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        api.wait_for(lambda: "getUpdates" in api.methods(), timeout=90)
+        api.send_text(101, "/start", user=ALICE)
+        api.send_text(101, "What did officials in Kyiv say about the drones?", user=ALICE)
+        api.wait_for(lambda: len(api.sent_to(101)) >= 2, timeout=60)
+        process.send_signal(signal.SIGINT)
+        _, err = process.communicate(timeout=30)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.communicate()
+    assert process.returncode == 0, err
+    start, answer = api.texts_to(101)[:2]
+    assert start == fmt.START
+    assert "drones.txt" in answer and "power stations" in answer
+    assert "answering on Telegram as @newsbot_test_bot (long polling)" in err
+    assert SECRET not in err and "[token]" in err  # DEBUG logs the API URL, redacted
