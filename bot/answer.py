@@ -32,7 +32,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from bot.dates import question_days
-from bot.lexical import words
 from bot.retrieve import Hit, HybridRetriever
 from bot.settings import BotSettings
 from bot.types import Answer, IndexStats, Passage, Quote
@@ -40,6 +39,7 @@ from index.articles import read_source_text
 from index.chunking import split_sentences
 from index.embeddings import make_embedder
 from index.errors import NewsbotError
+from index.lexical import cache_path, words
 from index.store import ChunkStore, chunking_id
 
 log = logging.getLogger(__name__)
@@ -119,8 +119,7 @@ class Answerer:
         self.store = store or ChunkStore(settings)
         self.store.open()
         self.store.check_compatible(self.embedder.model_id, chunking_id(settings))
-        cache = None if settings.chroma_host else settings.store_dir / "bm25.pkl"
-        self.retriever = HybridRetriever(self.store, self.embedder, cache)
+        self.retriever = HybridRetriever(self.store, self.embedder, cache_path(settings.store_dir))
         self.llm = llm
 
     # -- public -----------------------------------------------------------------------------
@@ -261,8 +260,7 @@ class Answerer:
             if attributed and c.speaker < 0.8:
                 continue
             if any(
-                c.hit.source == o.hit.source and c.start < o.end and o.start < c.end
-                for o in chosen
+                c.hit.source == o.hit.source and c.start < o.end and o.start < c.end for o in chosen
             ):
                 continue
             chosen.append(c)

@@ -9,7 +9,7 @@ date or a period, chunks of articles from that period get a bonus, and a second,
 vector query makes sure they are among the candidates at all.
 
 The retriever watches the collection's generation (one cheap metadata read per question): when
-an indexer has changed the index, BM25 re-syncs incrementally (see `bot.lexical`) before the
+an indexer has changed the index, BM25 re-syncs incrementally (see `index.lexical`) before the
 question is answered, and the vector side is always live in Chroma. Answers never see a
 half-updated BM25: the new one is built aside and swapped in.
 """
@@ -23,7 +23,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from bot.dates import DayRange
-from bot.lexical import BM25Index, words
+from index.lexical import BM25Index, words
 from index.store import ChunkStore
 
 log = logging.getLogger(__name__)
@@ -68,11 +68,7 @@ class HybridRetriever:
         with self._lock:
             if generation == self.generation:
                 return False
-            fresh = BM25Index()
-            fresh.__dict__.update(self.bm25.__dict__)
-            fresh.ids, fresh.counts = list(self.bm25.ids), list(self.bm25.counts)
-            fresh.sources, fresh.days = list(self.bm25.sources), list(self.bm25.days)
-            fresh.vocab = dict(self.bm25.vocab)
+            fresh = self.bm25.copy()
             changed = fresh.sync(self.store, generation)
             self.bm25 = fresh
             self.generation = generation

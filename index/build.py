@@ -47,6 +47,7 @@ from index.articles import (
 from index.chunking import Chunk, Chunker
 from index.embeddings import make_embedder
 from index.errors import IndexBusyError, IndexMismatchError, NewsbotError
+from index.lexical import cache_path, update_cache
 from index.settings import IndexSettings
 from index.store import ChunkStore, chunking_id, now
 
@@ -203,6 +204,8 @@ def build_index(
             _build(settings, embedder, store, manifest, report, rebuild, progress)
         finally:
             manifest.close()
+        if report.changed or rebuild or not cache_path(settings.store_dir).exists():
+            update_cache(store, settings.store_dir)
     report.seconds = round(time.perf_counter() - started, 3)
     return report
 

@@ -1,6 +1,6 @@
 """BM25: words, scores, and staying in step with the Chroma collection incrementally."""
 
-from bot.lexical import BM25Index, stem, words
+from index.lexical import BM25Index, stem, words
 from index.build import build_index
 from index.store import ChunkStore
 

@@ -12,7 +12,8 @@ it has with Chroma's, tokenizes only the chunks that are new, drops the ones tha
 recomputes the weights (numpy, fast). It is called when the collection's generation changes, so
 nothing is rebuilt per question and nothing goes stale after `newsbot index`. The state is
 saved next to the index (`bm25.pkl`, tagged with the generation) so a new process starts
-without tokenizing the whole corpus again.
+without tokenizing the whole corpus again; the indexer brings that file up to date after every
+build that changed something, so a reader usually finds it current.
 """
 
 from __future__ import annotations
@@ -80,6 +81,18 @@ class BM25Index:
         self._docs = np.zeros(0, dtype=np.int32)
         self._w = np.zeros(0)
         self._idf = np.zeros(0)
+
+    def copy(self) -> BM25Index:
+        """A copy to update aside while this one keeps answering (per-chunk data is shared)."""
+        other = BM25Index()
+        other.__dict__.update(self.__dict__)
+        other.ids, other.counts = list(self.ids), list(self.counts)
+        other.sources, other.days, other.vocab = (
+            list(self.sources),
+            list(self.days),
+            dict(self.vocab),
+        )
+        return other
 
     def __len__(self) -> int:
         return len(self.ids)
@@ -208,3 +221,16 @@ class BM25Index:
             setattr(index, key, value)
         index._reweigh()
         return index
+
+
+def cache_path(store_dir: Path) -> Path:
+    return store_dir / "bm25.pkl"
+
+
+def update_cache(store, store_dir: Path) -> BM25Index:
+    """Bring the saved BM25 state in step with the collection (incrementally) and save it."""
+    path = cache_path(store_dir)
+    index = BM25Index.load(path) if path.exists() else BM25Index()
+    if index.sync(store, store.info().generation) or not path.exists():
+        index.save(path)
+    return index
