@@ -7,7 +7,7 @@ user lists) and the handlers fetch them, as the python-telegram-bot maintainers'
 does; every message text comes from `bot.telegram_format`, so the handlers stay a few lines.
 
 - Updates are handled concurrently and answers are computed in threads, so a slow answer never
-  holds up another chat; a per-chat lock keeps each chat's questions and replies in order.
+  holds up another chat; a per-chat lock (`in_order`) keeps each chat's replies in order.
 - Each chat remembers its last `history_turns` answers (`context.chat_data`) for follow-ups,
   and only the most recently active `MAX_CHATS` chats are remembered at all.
 - Flood control: `FloodControl` waits as long as a `RetryAfter` asks and sends again.
@@ -24,6 +24,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import datetime as dt
+import functools
 import hmac
 import logging
 import re
@@ -182,16 +183,33 @@ def add_handlers(application: Application) -> None:
         ("reindex", on_reindex),
         ("ask", on_ask),
     ]:
-        application.add_handler(CommandHandler(name, callback, filters=new))
+        application.add_handler(CommandHandler(name, in_order(callback), filters=new))
     text = filters.TEXT & ~filters.COMMAND & new
-    application.add_handler(MessageHandler(text & private, on_private_text))
-    application.add_handler(MessageHandler(text & groups, on_group_text))
-    application.add_handler(MessageHandler(filters.COMMAND & private & new, on_unknown_command))
-    application.add_handler(MessageHandler(private & new, on_not_text))
-    application.add_handler(
-        MessageHandler(private & filters.UpdateType.EDITED_MESSAGE, on_edited_message)
-    )
+    edited = filters.UpdateType.EDITED_MESSAGE
+    for callback, where in [
+        (on_private_text, text & private),
+        (on_group_text, text & groups),
+        (on_unknown_command, filters.COMMAND & private & new),
+        (on_not_text, private & new),
+        (on_edited_message, private & edited),
+    ]:
+        application.add_handler(MessageHandler(where, in_order(callback)))
     application.add_error_handler(on_error)
+
+
+def in_order(handler):
+    """Run `handler` holding its chat's lock, so that a chat's replies never interleave.
+
+    Updates are handled concurrently (a slow answer must not hold up other chats), but within
+    a chat a question, its follow-up and a /sources are answered one after the other.
+    """
+
+    @functools.wraps(handler)
+    async def run(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+        async with context.chat_data.setdefault(LOCK, asyncio.Lock()):
+            await handler(update, context)
+
+    return run
 
 
 def run_telegram(settings: BotSettings) -> int:
@@ -360,15 +378,13 @@ async def on_help(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
 
 
 async def on_reset(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
-    async with chat_lock(context):
-        context.chat_data.pop(HISTORY, None)
-        context.chat_data.pop(LAST, None)
+    context.chat_data.pop(HISTORY, None)
+    context.chat_data.pop(LAST, None)
     await send_parts(update.effective_message, [fmt.RESET])
 
 
 async def on_sources(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
-    async with chat_lock(context):
-        last = context.chat_data.get(LAST)
+    last = context.chat_data.get(LAST)
     await send_parts(update.effective_message, fmt.render_sources(last))
 
 
@@ -439,16 +455,15 @@ async def on_edited_message(update: Update, context: ContextTypes.DEFAULT_TYPE) 
 async def answer_question(update: Update, context: ContextTypes.DEFAULT_TYPE, question: str):
     message = update.effective_message
     answerer, settings = context.bot_data[ANSWERER], context.bot_data[SETTINGS]
-    async with chat_lock(context):
-        history = context.chat_data.get(HISTORY, ())
-        try:
-            async with typing(message):
-                answer = await asyncio.to_thread(answerer.answer, question, list(history))
-        except QuestionError as exc:  # its message is the polite explanation
-            await send_parts(message, [fmt.plain(str(exc))])
-            return
-        remember(context, message.chat_id, answer, settings.history_turns)
-        await send_parts(message, fmt.render_html(answer))
+    history = context.chat_data.get(HISTORY, ())
+    try:
+        async with typing(message):
+            answer = await asyncio.to_thread(answerer.answer, question, list(history))
+    except QuestionError as exc:  # its message is the polite explanation
+        await send_parts(message, [fmt.plain(str(exc))])
+        return
+    remember(context, message.chat_id, answer, settings.history_turns)
+    await send_parts(message, fmt.render_html(answer))
 
 
 def remember(context: ContextTypes.DEFAULT_TYPE, chat_id: int, answer: Answer, turns: int) -> None:
@@ -465,12 +480,6 @@ def _remember(recent: OrderedDict, key, limit: int) -> list:
     recent[key] = None
     recent.move_to_end(key)
     return [recent.popitem(last=False)[0] for _ in range(len(recent) - limit)]
-
-
-@contextlib.asynccontextmanager
-async def chat_lock(context: ContextTypes.DEFAULT_TYPE):
-    async with context.chat_data.setdefault(LOCK, asyncio.Lock()):
-        yield
 
 
 @contextlib.asynccontextmanager

@@ -16,6 +16,8 @@ import html
 import itertools
 import json
 import logging
+import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -30,7 +32,7 @@ from telegram import Update
 
 from bot import telegram as tg
 from bot import telegram_format as fmt
-from bot.answer import QuestionError, format_answer
+from bot.answer import Answerer, QuestionError, format_answer
 from bot.settings import BotSettings
 from bot.types import Answer, IndexStats, Passage, Quote
 from index.build import BuildReport, build_index
@@ -473,3 +475,197 @@ def test_newsbot_telegram_runs_until_interrupted(api, make_settings, cli_env, tm
     assert "drones.txt" in answer and "power stations" in answer
     assert "answering on Telegram as @newsbot_test_bot (long polling)" in err
     assert SECRET not in err and "[token]" in err  # DEBUG logs the API URL, redacted
+
+
+# -- end to end, with the real Answerer and the bundled model -------------------------------
+MARKUP_FILE = "002_markup_torture.txt"
+MARKUP_ARTICLE = (
+    "Parser_bug: <b>&</b> *stars* and [chat] bots choke on `markup`\n"
+    "date 2022-11-10 Software engineer Maria Lopez said the parser fails when a message "
+    "contains \"a < b && c > d\" or a stray <script>alert('x')</script> tag.\n"
+    "“Every _underscore_, *asterisk*, [bracket](link) and `backtick` must be escaped, or "
+    "Telegram answers with Can't parse entities,” Lopez said.\n"
+    "She added that &amp; and &lt;tag&gt; written literally in an article are just text, and "
+    "that <i>unclosed tags are the worst offenders.\n"
+)
+CNN = "000_00196775ba7d3aee.txt"
+SKY = "001_5644935dc87ec3b5.txt"
+
+
+def news_corpus(folder: Path) -> Path:
+    """The repository's two example articles, plus one full of markup."""
+    shutil.copytree(REPO / "corpus", folder)
+    (folder / MARKUP_FILE).write_text(MARKUP_ARTICLE, encoding="utf-8")
+    return folder
+
+
+def clean_environment(monkeypatch) -> None:
+    for name in list(os.environ):
+        if name.startswith(("NEWSBOT_", "TELEGRAM_")):
+            monkeypatch.delenv(name)
+
+
+@pytest.fixture(scope="module")
+def news_index(tmp_path_factory, bundled_embedder) -> dict:
+    """Settings values of an index of `news_corpus`, built once for the module."""
+    root = tmp_path_factory.mktemp("telegram-news")
+    values = {
+        "corpus_dir": news_corpus(root / "corpus"),
+        "store_dir": root / "store",
+        "embed_model": "bundled",
+    }
+    with pytest.MonkeyPatch.context() as monkeypatch:
+        clean_environment(monkeypatch)
+        build_index(load_settings(BotSettings, _env_file=None, **values), embedder=bundled_embedder)
+    return values
+
+
+class Chat:
+    """One user talking to the bot through the fake server."""
+
+    def __init__(self, api: FakeBotApi, chat_id: int, user: dict, chat_type: str = "private"):
+        self.api, self.chat_id, self.user, self.chat_type = api, chat_id, user, chat_type
+
+    async def say(self, text: str | None, replies: int = 1, timeout: float = 60, **kw):
+        """Send; return the texts of the next `replies` messages the bot sends to this chat."""
+        before = len(self.api.sent_to(self.chat_id))
+        self.api.send_text(self.chat_id, text, user=self.user, chat_type=self.chat_type, **kw)
+        await until(
+            lambda: len(self.api.sent_to(self.chat_id)) >= before + replies,
+            timeout,
+            f"{replies} replies to {text!r}",
+        )
+        return self.api.texts_to(self.chat_id)[before:]
+
+
+@pytest.mark.integration
+async def test_end_to_end_over_the_example_articles(api, news_index, bundled_embedder):
+    access = {"telegram_allowed_users": "101, 102, @Groupie", "telegram_admin_users": "900"}
+    settings = bot_settings(api, **news_index, **access)
+    answerer = Answerer(settings, embedder=bundled_embedder)
+    alice, bob = Chat(api, 101, ALICE), Chat(api, 102, BOB)
+    groupie = {"id": 103, "is_bot": False, "first_name": "G", "username": "groupie"}
+    group = Chat(api, GROUP, groupie, "supergroup")
+    async with running(api, answerer, **news_index, **access) as app:
+        # A question in a private chat: quotes, and the file each comes from.
+        [reply] = await alice.say("What did Stoltenberg say about Iran?")
+        assert f"<code>{SKY}</code> · <b>Russia’s Kherson retreat" in reply
+        assert "Iran is supporting Russia" in visible(reply)
+        assert "<blockquote>" in reply
+
+        # A follow-up leans on the conversation ...
+        [follow_up] = await alice.say("What did he tell Sky News?")
+        assert SKY in follow_up and "Stoltenberg" in visible(follow_up)
+
+        # ... /sources shows the passages behind it, in full, split into ordered parts ...
+        expected = fmt.render_sources(app.chat_data[101][tg.LAST])
+        assert len(expected) >= 2  # longer than one Telegram message
+        sources = await alice.say("/sources", replies=len(expected))
+        assert sources == expected
+        joined = "".join(visible(part) for part in sources)
+        for passage in app.chat_data[101][tg.LAST].passages:
+            assert " ".join(passage.text.split()) in " ".join(joined.split())
+
+        # ... and after /reset the same follow-up has nothing to lean on.
+        assert await alice.say("/reset") == [fmt.RESET]
+        assert await alice.say("/sources") == [fmt.NO_SOURCES]
+        [alone] = await alice.say("What did he tell Sky News?")
+        assert alone.startswith("I could not find this in the indexed articles")
+
+        # Stickers get one line asking for text.
+        assert await alice.say(None, sticker=STICKER) == [fmt.NOT_TEXT]
+
+        # Corpus text full of HTML and Markdown specials arrives intact and escaped.
+        [markup] = await alice.say("What did Maria Lopez say about the parser?")
+        assert html_error(markup) is None
+        assert f"<code>{MARKUP_FILE}</code>" in markup
+        assert "&lt;script&gt;alert('x')&lt;/script&gt;" in markup
+        shown = visible(markup)
+        assert "Parser_bug: <b>&</b> *stars* and [chat] bots choke on `markup`" in shown
+        assert '"a < b && c > d"' in shown
+
+        # A user not on the allow list: one polite refusal, nothing from the corpus.
+        stranger = Chat(api, 666, STRANGER)
+        assert await stranger.say("What did Stoltenberg say about Iran?") == [fmt.NOT_ALLOWED]
+
+        # Groups: chatter is ignored; a mention is answered, as a reply.
+        chatter = api.send_text(GROUP, "Stoltenberg said what about Iran?", user=groupie,
+                                chat_type="supergroup")  # fmt: skip
+        await until(lambda: api.fetched(chatter), 10, "chatter fetched")
+        [answer] = await group.say("@newsbot_test_bot what did Stoltenberg say about Kherson?")
+        mention_id = api.last_message["message_id"]
+        assert CNN in answer
+        [sent] = api.sent_to(GROUP)
+        assert sent["reply_parameters"]["message_id"] == mention_id
+
+        # Flood control: Telegram says "retry after 1"; the bot waits, then sends.
+        api.retry_after(1)
+        [flooded] = await bob.say("What did Stoltenberg say about Kherson?")
+        [refused] = api.rejected
+        assert refused["error"] == 429 and refused["text"] == flooded
+        assert api.sent_to(102)[0]["at"] - refused["at"] >= 1.0
+        assert CNN in flooded
+
+    assert api.texts_to(666) == [fmt.NOT_ALLOWED]  # and nothing more
+    every = [m["text"] for m in api.sent]
+    assert fmt.APOLOGY not in every
+    assert all(html_error(t) is None and len(visible(t)) <= 4096 for t in every)
+
+
+ARTICLE_NEW = (
+    "Barley harvest best in a decade, brewers say\n"
+    "date 2022-11-12 Finnish brewer Aino Virtanen said the barley harvest was the best in a "
+    "decade. “We have never seen grain this clean,” Virtanen said.\n"
+)
+ARTICLE_OTHER = (
+    "Lighthouse keeper retires after forty years\n"
+    "date 2022-11-13 Lighthouse keeper Tomas Berg said he would miss the storms most. “The "
+    "sea was my only colleague,” Berg said as he handed over the keys.\n"
+)
+
+
+@pytest.mark.integration
+async def test_index_updates_reach_the_running_bot_and_no_question_fails(
+    api, tmp_path, monkeypatch, bundled_embedder
+):
+    clean_environment(monkeypatch)
+    values = {
+        "corpus_dir": news_corpus(tmp_path / "corpus"),
+        "store_dir": tmp_path / "store",
+        "embed_model": "bundled",
+        "telegram_admin_users": "@ada",
+    }
+    settings = bot_settings(api, **values)
+    build_index(settings, embedder=bundled_embedder)
+    answerer = Answerer(settings, embedder=bundled_embedder)
+    alice, admin = Chat(api, 101, ALICE), Chat(api, 900, ADMIN)
+    async with running(api, answerer, **values):
+        [before] = await alice.say("What did Aino Virtanen say about the barley harvest?")
+        assert before.startswith("I could not find this")
+
+        # /reindex while questions keep coming: every question gets a real answer.
+        (settings.corpus_dir / "003_barley.txt").write_text(ARTICLE_NEW, encoding="utf-8")
+        api.send_text(900, "/reindex", user=ADMIN)
+        questions = ["What did Stoltenberg say about Iran?"] * 4
+        for question in questions:
+            api.send_text(101, question, user=ALICE)
+        await until(lambda: len(api.sent_to(900)) >= 2, 60, "the reindex report")
+        await until(lambda: len(api.sent_to(101)) >= 1 + len(questions), 60, "answers")
+        started, report = api.texts_to(900)
+        assert started == fmt.REINDEX_STARTED
+        assert "Index updated." in report and "added 1: <code>003_barley.txt</code>" in report
+        assert all(SKY in t for t in api.texts_to(101)[1:])
+        [after] = await alice.say("What did Aino Virtanen say about the barley harvest?")
+        assert "<code>003_barley.txt</code>" in after and "best in a decade" in after
+
+        # Another indexer (here: build_index on its own store, in a thread) changes the
+        # index: the next question sees it, without a restart.
+        (settings.corpus_dir / "004_lighthouse.txt").write_text(ARTICLE_OTHER, encoding="utf-8")
+        await asyncio.to_thread(build_index, settings, embedder=bundled_embedder)
+        [other] = await alice.say("What did Tomas Berg say about the storms?")
+        assert "<code>004_lighthouse.txt</code>" in other
+
+        # A second /reindex with nothing to do says so.
+        [_, unchanged] = await admin.say("/reindex", replies=2)
+        assert "already up to date" in unchanged
+    assert fmt.APOLOGY not in [m["text"] for m in api.sent]
