@@ -17,6 +17,7 @@ import pytest
 
 import index.build
 from index.build import build_index, index_lock, watch_index
+from index.embeddings import HashingEmbedder
 from index.errors import IndexBusyError, IndexMismatchError, NewsbotError
 from index.store import ChunkStore
 
@@ -218,6 +219,14 @@ def test_changed_model_or_chunking_needs_a_rebuild(make_settings, read_chunks, c
         assert report.rebuilt and len(report.added) == 3
         assert ChunkStore(other).info().chunking == f"{other.chunk_size}/{other.chunk_overlap}"
         assert build_index(other).unchanged  # and now it matches
+
+
+def test_chunks_never_exceed_the_model_window(make_settings, corpus, write_article, read_chunks):
+    settings = make_settings(chunk_size=1024, chunk_overlap=100)
+    write_article(corpus, "long.txt", long_body(5, paragraphs=40), title="Long one")
+    build_index(settings)
+    sizes = [len(f"Long one\n{text}".split()) + 2 for text, _ in read_chunks(settings).values()]
+    assert len(sizes) > 3 and max(sizes) <= HashingEmbedder.max_tokens
 
 
 def test_mismatch_is_found_in_chroma_when_the_manifest_is_gone(make_settings):

@@ -3,9 +3,15 @@
 from __future__ import annotations
 
 import json
+import select
+import signal
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 
+NEWSBOT = Path(sys.executable).with_name("newsbot")
 REPORT_LISTS = ("added", "updated", "removed", "unchanged", "skipped", "warnings")
 
 
@@ -115,3 +121,33 @@ def test_long_update_shows_progress_when_not_on_a_terminal(run_newsbot, env, cor
     assert "Traceback" not in done.stderr
     quiet = run_newsbot("index", "--json", "--rebuild", env=env)
     assert quiet.stderr == ""
+
+
+def test_watch_prints_a_report_per_change_and_stops_on_ctrl_c(env, corpus, tmp_path):
+    process = subprocess.Popen(
+        [str(NEWSBOT), "index", "--watch", "--json"],
+        env=env,
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        first = json.loads(read_line(process, timeout=60))
+        assert len(first["added"]) == 3
+        (corpus / "late.txt").write_text("Late\nBreaking news arrived late.\n")
+        second = json.loads(read_line(process, timeout=60))
+        assert second["added"] == ["late.txt"] and len(second["unchanged"]) == 3
+        process.send_signal(signal.SIGINT)
+        assert process.wait(timeout=30) == 0
+        assert "Traceback" not in process.stderr.read()
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+
+
+def read_line(process: subprocess.Popen, timeout: float) -> str:
+    ready, _, _ = select.select([process.stdout], [], [], timeout)
+    assert ready, f"no output in {timeout} s"
+    return process.stdout.readline()
