@@ -44,7 +44,7 @@ HISTORY_FILE = "chat_history"
 HISTORY_LENGTH = 1000
 LOCK_WAIT = 2.0  # seconds to wait for another indexer before chatting over the index as it is
 MAX_WIDTH = 100  # quotes wrap at the terminal's width, but no wider than this
-PROMPT = "> "
+PROMPT = "you> "  # as in the README; unlike "  > ", never the start of a quote line
 COMMANDS = ("/help", "/sources", "/reset", "/stats", "/quit", "/exit")
 
 HELP = """\

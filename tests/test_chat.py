@@ -20,7 +20,7 @@ import pexpect
 import pytest
 
 from bot.answer import QuestionError, format_answer
-from bot.chat import HELP, Conversation, Reply, _index_current, _loop
+from bot.chat import HELP, PROMPT, Conversation, Reply, _index_current, _loop
 from bot.types import Answer, Passage, Quote
 
 REPO = Path(__file__).resolve().parent.parent
@@ -258,7 +258,7 @@ def test_piped_session_bad_input_and_commands(tmp_path, corpus):
     assert out[3].startswith("No answer yet")
     assert out[4].startswith("2 articles, dated 2022-11-09 to 2022-11-09; index up to date.\n")
     assert "\x1b[" not in result.stdout  # no colour, and no prompt either
-    assert ">" not in result.stdout
+    assert PROMPT.strip() not in result.stdout
 
 
 def test_a_new_article_is_indexed_before_the_chat_starts(tmp_path, corpus):
@@ -357,7 +357,7 @@ def spawn_chat(tmp_path: Path, **values) -> pexpect.spawn:
 
 
 def expect_prompt(child: pexpect.spawn, timeout: float = 30) -> str:
-    child.expect_exact("\n> ", timeout=timeout)
+    child.expect_exact(f"\n{PROMPT}", timeout=timeout)
     return child.before
 
 
