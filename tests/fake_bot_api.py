@@ -24,6 +24,7 @@ import html
 import itertools
 import json
 import re
+import sys
 import threading
 import time
 from collections.abc import Callable
@@ -77,8 +78,7 @@ class FakeBotApi:
         class Handler(_Handler):
             fake = api
 
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self._server.daemon_threads = True
+        self._server = _Server(("127.0.0.1", 0), Handler)
         threading.Thread(target=self._server.serve_forever, daemon=True).start()
         return self
 
@@ -272,6 +272,14 @@ class FakeBotApi:
         with self.lock:
             self.actions.append({**params, "at": time.monotonic()})
         return 200, {"ok": True, "result": True}
+
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+
+    def handle_error(self, request, client_address) -> None:
+        if not isinstance(sys.exc_info()[1], ConnectionError):  # a client hung up: fine
+            super().handle_error(request, client_address)
 
 
 class _Handler(BaseHTTPRequestHandler):
