@@ -77,7 +77,7 @@ TYPING_EVERY = 4.0  # Telegram shows "typing…" for 5 s per chat action
 MAX_CHATS = 5000  # chats whose conversation is remembered (least recently active forgotten)
 MAX_REFUSED = 10000  # strangers already refused once
 FLOOD_ATTEMPTS = 5
-BOOTSTRAP_RETRIES = 5  # start-up calls (getMe, deleteWebhook) before giving up
+BOOTSTRAP_RETRIES = 5  # tries of deleteWebhook when polling starts
 SECRET_HEADER = "X-Telegram-Bot-Api-Secret-Token"
 NO_PREVIEW = LinkPreviewOptions(is_disabled=True)
 COMMANDS = [

@@ -438,6 +438,33 @@ def test_newsbot_telegram_without_a_good_token_says_one_sentence(
     assert "Traceback" not in err and (not token or token not in err)
 
 
+@pytest.mark.parametrize(
+    ("where", "expected"),
+    [("fake", "Telegram rejected TELEGRAM_BOT_TOKEN"), ("nowhere", "Cannot reach the Telegram")],
+)
+def test_a_rejected_token_or_an_unreachable_server_is_one_sentence(
+    api, make_settings, monkeypatch, capsys, where, expected
+):
+    from bot.cli import main
+
+    settings = make_settings(BotSettings)
+    build_index(settings)
+    revoked = "123456789:AARevokedButWellFormedToken_0123456789"
+    base_url = api.base_url if where == "fake" else f"http://127.0.0.1:{_free_port()}/bot"
+    for name, value in {
+        "NEWSBOT_CORPUS_DIR": settings.corpus_dir,
+        "NEWSBOT_STORE_DIR": settings.store_dir,
+        "NEWSBOT_EMBED_MODEL": "hashing",
+        "TELEGRAM_BOT_TOKEN": revoked,
+        "TELEGRAM_BASE_URL": base_url,
+    }.items():
+        monkeypatch.setenv(name, str(value))
+    assert main(["telegram"]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith(f"newsbot: {expected}") and err.count("\n") == 1, err
+    assert revoked.split(":")[1] not in err
+
+
 @pytest.mark.slow
 def test_newsbot_telegram_runs_until_interrupted(api, make_settings, cli_env, tmp_path):
     settings = make_settings(BotSettings)
