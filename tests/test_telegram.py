@@ -599,8 +599,10 @@ async def test_end_to_end_over_the_example_articles(api, news_index, bundled_emb
         [alone] = await alice.say("What did he tell Sky News?")
         assert alone.startswith("I could not find this in the indexed articles")
 
-        # Stickers get one line asking for text.
+        # Stickers get one line asking for text; an essay gets the length limit, politely.
         assert await alice.say(None, sticker=STICKER) == [fmt.NOT_TEXT]
+        [limit] = await alice.say("Why " * 400 + "?")
+        assert limit.startswith("That question is too long") and "1000" in limit
 
         # Corpus text full of HTML and Markdown specials arrives intact and escaped.
         [markup] = await alice.say("What did Maria Lopez say about the parser?")
