@@ -61,6 +61,13 @@ SPEECH_VERBS = re.compile(
     r"commented|remarked|conceded|contended|maintained|asserted|alleged|testified)\b",
     re.I,
 )
+_VERB = (
+    r"(?:said|says|told|added|stated|wrote|tweeted|argued|warned|noted|explained|claimed|"
+    r"insisted|asked|announced|cautioned|replied|responded|continued)"
+)
+OTHER_SPEAKER = re.compile(
+    rf"\b([A-Z][\w'’-]+)\s+{_VERB}\b|\b{_VERB}\s+(?:[A-Z][\w'’-]+\s+)*([A-Z][\w'’-]+)\b"
+)
 PRONOUN_SUBJECT = re.compile(r"\b(he|she|they|him|her)\b", re.I)
 ROLE = re.compile(
     r"\bthe\s+(?:[A-Za-z.\-]+\s+){0,3}(chief|secretary|spokesman|spokeswoman|spokesperson|"
@@ -247,18 +254,14 @@ class Answerer:
             best is None
             or best.coverage < MIN_COVERAGE + margin
             or best_similarity < min_similarity + margin
-            or (speaker_words and best.speaker == 0.0)
+            or (speaker_words and not _mentions(hits[:PASSAGES], speaker_words))
         ):
             return refusal
 
-        # For "what did X say", only sentences where X speaks, when there are any.
-        attributed = speaker_words and best.speaker >= 0.8
         chosen: list[Candidate] = []
         for c in ranked:
-            if len(chosen) >= self.settings.max_quotes or c.score < best.score * 0.5:
+            if len(chosen) >= self.settings.max_quotes or c.score <= best.score * 0.5:
                 break
-            if attributed and c.speaker < 0.8:
-                continue
             if any(
                 c.hit.source == o.hit.source and c.start < o.end and o.start < c.end for o in chosen
             ):
@@ -336,6 +339,11 @@ def _speaker_words(speaker: str | None) -> set[str]:
     return {w for word in chosen for w in words(word)}
 
 
+def _mentions(hits: list[Hit], speaker_words: set[str]) -> bool:
+    """Is the person named in any of these chunks (or their headlines)?"""
+    return any(speaker_words & set(words(f"{h.meta.get('title') or ''} {h.text}")) for h in hits)
+
+
 def _speaker_score(c: Candidate, candidates: list[Candidate], speaker_words: set[str]) -> float:
     sentence_words = set(words(c.text))
     named = bool(speaker_words & sentence_words)
@@ -353,6 +361,11 @@ def _speaker_score(c: Candidate, candidates: list[Candidate], speaker_words: set
             return 0.8
     if named:
         return 0.3
+    # Someone else is quoted here ("..., Jones told reporters."): not what X said.
+    for match in OTHER_SPEAKER.finditer(c.text):
+        name = (match.group(1) or match.group(2) or "").lower()
+        if name not in GENERIC_SPEAKER_WORDS and words(name):
+            return -0.7
     return 0.0
 
 

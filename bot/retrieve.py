@@ -16,11 +16,10 @@ half-updated BM25: the new one is built aside and swapped in.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
 from dataclasses import dataclass
-
-import numpy as np
 
 from bot.dates import DayRange
 from index.lexical import BM25Index, words
@@ -28,11 +27,11 @@ from index.store import ChunkStore
 
 log = logging.getLogger(__name__)
 
-RRF_K = 60
 CANDIDATES = 40
-VECTOR_WEIGHT = 1.0
-BM25_WEIGHT = 1.0
-DATE_BONUS = 1.0 / (RRF_K + 1)  # in a named period, worth about one first place
+FUSION = "score"  # or "rrf"
+ALPHA = 0.6  # weight of BM25 against vectors
+RRF_K = 60
+DATE_BONUS = 0.2  # chunks of a period the question names
 
 
 @dataclass
@@ -68,6 +67,8 @@ class HybridRetriever:
         with self._lock:
             if generation == self.generation:
                 return False
+            if self.generation is not None:
+                self.store.reopen()  # the vectors may come from another process
             fresh = self.bm25.copy()
             changed = fresh.sync(self.store, generation)
             self.bm25 = fresh
@@ -93,30 +94,24 @@ class HybridRetriever:
         where = {"$and": [{"day": {"$gte": days[0]}}, {"day": {"$lte": days[1]}}]} if days else None
 
         hits: dict[str, Hit] = {}
-        fused: dict[str, float] = {}
+        vector_rank: dict[str, int] = {}
+        lexical_rank: dict[str, int] = {}
 
-        def add_vector(rows: list[dict], weight: float) -> None:
+        def add_vector(rows: list[dict]) -> None:
             for rank, row in enumerate(rows):
                 hit = hits.setdefault(row["id"], Hit(row["id"], row["text"], row["meta"]))
                 hit.similarity = max(hit.similarity, 1.0 - row["distance"])
-                fused[row["id"]] = fused.get(row["id"], 0.0) + weight / (RRF_K + rank + 1)
+                vector_rank.setdefault(row["id"], rank)
 
         count = self.store.count()
         if count == 0:
             return []
-        add_vector(self.store.query(vector, min(CANDIDATES, count)), VECTOR_WEIGHT)
+        add_vector(self.store.query(vector, min(CANDIDATES, count)))
         if where:
-            try:
-                dated = self.store.query(vector, min(CANDIDATES // 2, count), where=where)
-            except Exception:  # noqa: BLE001 - an empty filter result is not an error
-                dated = []
-            add_vector(dated, VECTOR_WEIGHT / 2)
+            with contextlib.suppress(Exception):  # an empty filter result is not an error
+                add_vector(self.store.query(vector, min(CANDIDATES // 2, count), where=where))
 
-        boost = None
-        if days and bm25.days:
-            day_array = np.asarray(bm25.days)
-            boost = np.where((day_array >= days[0]) & (day_array <= days[1]), 1.25, 1.0)
-        lexical = bm25.top(query_words, CANDIDATES, boost)
+        lexical = bm25.top(query_words, CANDIDATES)
         missing = [bm25.ids[i] for i, _ in lexical if bm25.ids[i] not in hits]
         records = {r["id"]: r for r in self.store.get_records(missing)}
         for rank, (i, score) in enumerate(lexical):
@@ -127,11 +122,24 @@ class HybridRetriever:
                 record = records[chunk_id]
                 hits[chunk_id] = Hit(chunk_id, record["text"], record["meta"])
             hits[chunk_id].bm25 = score
-            fused[chunk_id] = fused.get(chunk_id, 0.0) + BM25_WEIGHT / (RRF_K + rank + 1)
+            lexical_rank[chunk_id] = rank
 
+        top_similarity = max((h.similarity for h in hits.values()), default=0.0) or 1.0
+        top_bm25 = max((h.bm25 for h in hits.values()), default=0.0) or 1.0
         for chunk_id, hit in hits.items():
             day = int(hit.meta.get("day") or 0)
             hit.in_period = bool(days and days[0] <= day <= days[1])
-            hit.score = fused[chunk_id] + (DATE_BONUS if hit.in_period else 0.0)
+            if FUSION == "rrf":
+                hit.score = sum(
+                    weight / (RRF_K + ranks[chunk_id] + 1)
+                    for weight, ranks in ((1 - ALPHA, vector_rank), (ALPHA, lexical_rank))
+                    if chunk_id in ranks
+                )
+            else:
+                hit.score = (
+                    ALPHA * hit.bm25 / top_bm25
+                    + (1 - ALPHA) * max(hit.similarity, 0.0) / top_similarity
+                )
+            hit.score += DATE_BONUS if hit.in_period else 0.0
         ranked = sorted(hits.values(), key=lambda h: -h.score)
         return ranked[:k]

@@ -125,6 +125,23 @@ class ChunkStore:
             raise StoreError(f"Cannot open the index in {self._where()}: {exc}") from exc
         return self._collection
 
+    def reopen(self) -> None:
+        """See writes made by other processes since this store was opened.
+
+        An embedded Chroma client keeps the vector index of a folder in memory and shares it
+        per process (one `System` per path), so it never sees what another process (a
+        `newsbot index` run) wrote. Dropping the shared system for our path makes the next
+        client load the index from disk again; clients already holding the old one keep it.
+        A Chroma server needs none of this.
+        """
+        if self.settings.chroma_host:
+            return
+        from chromadb.api.shared_system_client import SharedSystemClient
+
+        SharedSystemClient._identifier_to_system.pop(str(self.settings.chroma_dir), None)
+        self.client = make_client(self.settings)
+        self._collection = None
+
     def _where(self) -> str:
         if self.settings.chroma_host:
             return f"Chroma at {self.settings.chroma_host}:{self.settings.chroma_port}"

@@ -151,3 +151,20 @@ def test_stoltenberg_on_iran_with_the_bundled_model(
     assert not follow.refused
     assert "drone" in " ".join(q.text for q in follow.quotes).lower()
     assert answerer.answer("What is the melting point of tungsten?").refused
+
+
+def test_sees_an_index_update_made_by_another_process(
+    answerer, news, write_article, cli_env, run_newsbot
+):
+    assert answerer.answer("What did Smith say about volcanoes?").refused
+    write_article(
+        news, "volcano.txt", "Smith said the volcanoes in Iceland are calm.", title="Volcanoes"
+    )
+    settings = answerer.settings
+    env = cli_env(corpus_dir=news, store_dir=settings.store_dir, embed_model="hashing")
+    assert run_newsbot("index", env=env).returncode == 0
+    answer = answerer.answer("What did Smith say about volcanoes?")
+    assert answer.sources == ["volcano.txt"]
+    # The vector side, not only BM25, has the new chunk.
+    vector = answerer.embedder.embed_query("volcanoes in Iceland")
+    assert answerer.store.query(vector, 1)[0]["meta"]["source"] == "volcano.txt"
