@@ -21,6 +21,8 @@ import logging
 import threading
 from dataclasses import dataclass
 
+import numpy as np
+
 from bot.dates import DayRange
 from index.lexical import BM25Index, words
 from index.store import ChunkStore
@@ -111,18 +113,22 @@ class HybridRetriever:
             with contextlib.suppress(Exception):  # an empty filter result is not an error
                 add_vector(self.store.query(vector, min(CANDIDATES // 2, count), where=where))
 
-        lexical = bm25.top(query_words, CANDIDATES)
+        # Score the union of both candidate lists on both sides: a chunk BM25 found gets its
+        # real cosine similarity, a chunk the vectors found gets its real BM25 score.
+        scores = bm25.scores(query_words)
+        for chunk_id, hit in hits.items():
+            position = bm25.position(chunk_id)
+            hit.bm25 = float(scores[position]) if position is not None else 0.0
+        lexical = bm25.top(query_words, CANDIDATES, scores)
         missing = [bm25.ids[i] for i, _ in lexical if bm25.ids[i] not in hits]
-        records = {r["id"]: r for r in self.store.get_records(missing)}
+        for record in self.store.get_records(missing, embeddings=True):
+            hit = Hit(record["id"], record["text"], record["meta"])
+            hit.similarity = float(np.dot(vector, np.asarray(record["vector"], dtype=np.float32)))
+            hits[record["id"]] = hit
         for rank, (i, score) in enumerate(lexical):
-            chunk_id = bm25.ids[i]
-            if chunk_id not in hits:
-                if chunk_id not in records:
-                    continue  # removed since BM25 last synced
-                record = records[chunk_id]
-                hits[chunk_id] = Hit(chunk_id, record["text"], record["meta"])
-            hits[chunk_id].bm25 = score
-            lexical_rank[chunk_id] = rank
+            if bm25.ids[i] in hits:  # not removed since BM25 last synced
+                hits[bm25.ids[i]].bm25 = score
+                lexical_rank[bm25.ids[i]] = rank
 
         top_similarity = max((h.similarity for h in hits.values()), default=0.0) or 1.0
         top_bm25 = max((h.bm25 for h in hits.values()), default=0.0) or 1.0

@@ -81,6 +81,7 @@ class BM25Index:
         self._docs = np.zeros(0, dtype=np.int32)
         self._w = np.zeros(0)
         self._idf = np.zeros(0)
+        self._positions: dict[str, int] = {}
 
     def copy(self) -> BM25Index:
         """A copy to update aside while this one keeps answering (per-chunk data is shared)."""
@@ -182,11 +183,14 @@ class BM25Index:
             np.add.at(scores, self._docs[lo:hi], self._w[lo:hi])
         return scores
 
-    def top(self, query_words: list[str], k: int, boost: np.ndarray | None = None):
+    def position(self, chunk_id: str) -> int | None:
+        if len(self._positions) != len(self.ids):
+            self._positions = {chunk_id: i for i, chunk_id in enumerate(self.ids)}
+        return self._positions.get(chunk_id)
+
+    def top(self, query_words: list[str], k: int, scores: np.ndarray | None = None):
         """[(chunk index, score)] of the k best chunks with a positive score."""
-        scores = self.scores(query_words)
-        if boost is not None:
-            scores = scores * boost
+        scores = self.scores(query_words) if scores is None else scores
         if not len(scores):
             return []
         k = min(k, len(scores))

@@ -228,14 +228,18 @@ class ChunkStore:
             )
         ]
 
-    def get_records(self, ids: Sequence[str]) -> list[dict]:
+    def get_records(self, ids: Sequence[str], embeddings: bool = False) -> list[dict]:
         """The chunk records of `ids`, in that order (missing ids are left out)."""
         if not ids:
             return []
-        page = self.open().get(ids=list(ids), include=["documents", "metadatas"])
+        include = ["documents", "metadatas"] + (["embeddings"] if embeddings else [])
+        page = self.open().get(ids=list(ids), include=include)
+        vectors = page["embeddings"] if embeddings else [None] * len(page["ids"])
         found = {
-            i: {"id": i, "text": d, "meta": m}
-            for i, d, m in zip(page["ids"], page["documents"], page["metadatas"], strict=True)
+            i: {"id": i, "text": d, "meta": m, "vector": v}
+            for i, d, m, v in zip(
+                page["ids"], page["documents"], page["metadatas"], vectors, strict=True
+            )
         }
         return [found[i] for i in ids if i in found]
 
