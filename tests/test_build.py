@@ -495,7 +495,8 @@ def test_killed_indexer_heals_on_the_next_run(tmp_path, corpus, cli_env, make_se
     plan += [(rng.uniform(0.0, 0.3), True) for _ in range(3)]
     outcomes = []
     for round_, (delay, when_writing) in enumerate(plan):
-        outcomes.append(run_and_kill(command, env, tmp_path, store, delay, when_writing))
+        args = command + ["--rebuild"] if round_ == 4 else command  # a rebuild dies too
+        outcomes.append(run_and_kill(args, env, tmp_path, store, delay, when_writing))
         if round_ == 2:  # the corpus changes between two interrupted builds
             for i in range(0, 400, 37):
                 (corpus / f"gen/{i % 7}/article{i:04d}.txt").unlink()
