@@ -96,8 +96,11 @@ def _run_index(args) -> int:
 
     settings = _settings()
     if args.watch:
-        for report in watch_index(settings, rebuild=args.rebuild):
-            _print_report(report, settings, args.json)
+        try:
+            for report in watch_index(settings, rebuild=args.rebuild):
+                _print_report(report, settings, args.json)
+        except KeyboardInterrupt:
+            pass  # Ctrl-C is how a watch ends, even mid-build: the next build resumes it
         return 0
     with progress_bar("embedding", enabled=not args.json) as progress:
         report = build_index(settings, rebuild=args.rebuild, progress=progress)

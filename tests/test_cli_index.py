@@ -139,8 +139,10 @@ def test_watch_prints_a_report_per_change_and_stops_on_ctrl_c(env, corpus, tmp_p
         second = json.loads(read_line(process, timeout=60))
         assert second["added"] == ["late.txt"] and len(second["unchanged"]) == 3
         process.send_signal(signal.SIGINT)
-        assert process.wait(timeout=30) == 0
-        assert "Traceback" not in process.stderr.read()
+        status = process.wait(timeout=30)
+        stderr = process.stderr.read()
+        assert status == 0, stderr
+        assert "Traceback" not in stderr
     finally:
         if process.poll() is None:
             process.kill()
