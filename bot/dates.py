@@ -75,3 +75,8 @@ def question_days(question: str, asked_on: dt.date | None = None) -> DayRange | 
     if "today" in text:
         return as_day(asked_on), as_day(asked_on)
     return None
+
+
+def recent_days(asked_on: dt.date, days: int = 30) -> DayRange:
+    """The weeks before a question is asked: news questions are mostly about recent news."""
+    return as_day(asked_on - dt.timedelta(days=days)), as_day(asked_on)

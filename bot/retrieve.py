@@ -33,7 +33,8 @@ CANDIDATES = 40
 FUSION = "score"  # or "rrf"
 ALPHA = 0.6  # weight of BM25 against vectors
 RRF_K = 60
-DATE_BONUS = 0.2  # chunks of a period the question names
+DATE_BONUS = 0.5  # chunks of a period the question names
+RECENT_BONUS = 0.2  # chunks published in the weeks before the question, when it names none
 
 
 @dataclass
@@ -88,6 +89,7 @@ class HybridRetriever:
         k: int,
         days: DayRange | None = None,
         query_words: list[str] | None = None,
+        recent: DayRange | None = None,
     ) -> list[Hit]:
         self.sync()
         bm25 = self.bm25
@@ -147,5 +149,7 @@ class HybridRetriever:
                     + (1 - ALPHA) * max(hit.similarity, 0.0) / top_similarity
                 )
             hit.score += DATE_BONUS if hit.in_period else 0.0
+            if recent and recent[0] <= day <= recent[1]:
+                hit.score += RECENT_BONUS
         ranked = sorted(hits.values(), key=lambda h: -h.score)
         return ranked[:k]

@@ -55,7 +55,7 @@ def test_eval_prints_the_table_and_writes_rows(indexed, run_newsbot, workdir):
     items = [
         {
             "id": "rtqa-1",
-            "question": "Which country supplied drones to Russia?",
+            "question": "Who supplied drones to Russia?",
             "date": "2022-11-03",
             "expected_files": ["drones.txt"],
             "expected_answers": ["Iran"],
