@@ -48,6 +48,7 @@ PASSAGES = 8  # chunks whose sentences are candidates
 # Refusal thresholds, calibrated on the dev sets (README, "Answer quality"):
 MIN_COVERAGE = 0.4  # share of the question's idf weight the best chunk must contain
 MAX_UNKNOWN = 0.4  # share of that weight in words no indexed chunk has
+MIN_SENTENCE_COVERAGE = 0.3  # share of the asked-about words the best sentence must contain
 # Cosine similarity the best chunk must reach, per embedding model; models not calibrated here
 # rely on the lexical signals alone.
 MIN_SIMILARITY = {"all-MiniLM-L6-v2 (bundled)": 0.2}
@@ -88,6 +89,10 @@ SAY_QUESTION = re.compile(
 FOLLOW_UP = re.compile(
     r"^\s*(and|also|what about|how about|but|so|then)\b|\b(he|she|they|him|her|his|their|it|"
     r"that|this|those|these)\b",
+    re.I,
+)
+ABOUT_FOLLOW_UP = re.compile(
+    r"^\s*(?:and|also|but|so)?\s*(?:what|how)?\s*(?:about|on|regarding)\s+(?P<topic>.+?)\s*[?.!]*\s*$",
     re.I,
 )
 PRONOUNS = {"he", "she", "they", "him", "her", "them", "it"}
@@ -202,7 +207,11 @@ class Answerer:
         if not match and prev_speaker and re.search(r"\b(he|she|him|her|his)\b", question, re.I):
             replaced = re.sub(r"\b(he|she)\b", prev_speaker, question, count=1, flags=re.I)
             return Parsed(replaced, prev_speaker, None, [])
-        # A topic follow-up ("and in Kherson?"): keep the earlier question's words in play.
+        new_topic = ABOUT_FOLLOW_UP.match(question)
+        if new_topic and prev_speaker:  # "and about Kherson?" after "what did X say about Y?"
+            new = new_topic["topic"]
+            return Parsed(f"What did {prev_speaker} say about {new}?", prev_speaker, new, [])
+        # Any other follow-up ("and in Kherson?"): the earlier question's words stay in play.
         extra = [w for w in words(previous) if w not in set(words(question))]
         standalone = f"{question} ({previous})"
         return Parsed(standalone, speaker or prev_speaker, topic, extra)
@@ -255,7 +264,7 @@ class Answerer:
 
         ranked = sorted(candidates, key=lambda c: -c.score)
         best = ranked[0] if ranked else None
-        if best is None or best.score <= 0:
+        if best is None or best.score <= 0 or best.coverage < MIN_SENTENCE_COVERAGE:
             return refusal
 
         chosen: list[Candidate] = []

@@ -27,6 +27,7 @@ import unicodedata
 from collections.abc import Callable
 from pathlib import Path
 
+from index.articles import read_source_text
 from index.errors import NewsbotError
 
 ANSWER_WINDOW = 800
@@ -149,11 +150,14 @@ def run_eval(
     answerer = make_answerer(settings)
     answerer.warm_up()
     rows = []
+    bad_quotes = total_quotes = 0
     for item in items:
         asked_on = dt.date.fromisoformat(item["date"]) if item.get("date") else None
         started = time.perf_counter()
         answer = answerer.answer(item["question"], [], asked_on=asked_on)
         seconds = time.perf_counter() - started
+        total_quotes += len(answer.quotes)
+        bad_quotes += sum(not quote_holds(settings.corpus_dir, q) for q in answer.quotes)
         rows.append(
             {
                 "id": item["id"],
@@ -180,10 +184,20 @@ def run_eval(
     if len(groups) > 1:
         table["all"] = grade(items, rows, normalize)
     if as_json:
-        print(json.dumps(table))
+        print(json.dumps({"sets": table, "quotes": total_quotes, "bad_quotes": bad_quotes}))
     else:
         print(format_table(table))
+        print(
+            f"quotes shown: {total_quotes}; not the exact text of their file at their "
+            f"offsets: {bad_quotes}"
+        )
     return 0
+
+
+def quote_holds(corpus_dir: Path, quote) -> bool:
+    """Re-check a quote independently of the answerer: the file says exactly this, there."""
+    text = read_source_text(corpus_dir, quote.source)
+    return text is not None and text[quote.start : quote.end] == quote.text
 
 
 def format_table(table: dict[str, dict]) -> str:

@@ -1,8 +1,8 @@
 """BM25 over the index's chunks, kept in step with Chroma incrementally.
 
-Words: lower-cased alphanumeric runs, English stop words dropped, a light suffix stemmer
-("drones" ~ "drone", "attacked" ~ "attack"). The same `words()` feeds the answerer's sentence
-scoring, so both sides agree on what a word is.
+Words: lower-cased alphanumeric runs, English stop words dropped, Snowball (Porter 2)
+stemming ("negotiations" ~ "negotiating", "drones" ~ "drone"). The same `words()` feeds the
+answerer's sentence scoring, so both sides agree on what a word is.
 
 The index keeps, per chunk, its term counts and a little metadata (source, day); BM25 weights
 are precomputed per posting, so a query is a handful of numpy `add.at` calls.
@@ -27,6 +27,7 @@ from collections.abc import Iterable
 from pathlib import Path
 
 import numpy as np
+import snowballstemmer
 
 log = logging.getLogger(__name__)
 
@@ -46,22 +47,19 @@ STOPWORDS = frozenset(
 )
 
 
+_STEMMER = snowballstemmer.stemmer("english")
+_STEMS: dict[str, str] = {}  # the corpus vocabulary is bounded; stemming each word once
+WORDS_VERSION = 2  # bump when words() changes: saved BM25 states from before are rebuilt
+
+
 def stem(word: str) -> str:
     word = word.replace("’", "'")
     if word.endswith("'s"):
         word = word[:-2]
-    if len(word) <= 4:
-        return word
-    if word.endswith("ies"):
-        return word[:-3] + "y"
-    if word.endswith(("sses", "xes", "zes", "ches", "shes")):
-        return word[:-2]
-    if word.endswith("s") and not word.endswith(("ss", "us", "is")):
-        return word[:-1]
-    for suffix in ("ing", "ed"):
-        if word.endswith(suffix) and len(word) - len(suffix) >= 4:
-            return word[: -len(suffix)]
-    return word
+    stemmed = _STEMS.get(word)
+    if stemmed is None:
+        stemmed = _STEMS[word] = _STEMMER.stemWord(word)
+    return stemmed
 
 
 def words(text: str) -> list[str]:
@@ -201,6 +199,7 @@ class BM25Index:
     # -- persistence --------------------------------------------------------------------------
     def save(self, path: Path) -> None:
         state = {
+            "words_version": WORDS_VERSION,
             "generation": self.generation,
             "ids": self.ids,
             "counts": self.counts,
@@ -221,6 +220,8 @@ class BM25Index:
                 state = pickle.load(handle)
         except (OSError, pickle.UnpicklingError, EOFError, AttributeError, ValueError):
             return index
+        if not isinstance(state, dict) or state.pop("words_version", None) != WORDS_VERSION:
+            return index  # made with other words(): start afresh
         for key, value in state.items():
             setattr(index, key, value)
         index._reweigh()

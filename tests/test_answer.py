@@ -83,6 +83,13 @@ def test_follow_up_keeps_the_speaker(answerer):
     assert follow.sources[0] == "harvest.txt"
 
 
+def test_topic_follow_up_keeps_the_speaker(answerer):
+    first = answerer.answer("What did Smith say about tariffs?")
+    follow = answerer.answer("and what about drones?", [first])
+    assert follow.standalone_question == "What did Smith say about drones?"
+    assert follow.sources[0] == "harvest.txt"
+
+
 def test_date_named_in_question_prefers_that_period(answerer):
     may = answerer.answer("What happened in the steel tariff talks in May 2021?")
     assert may.retrieved[0] == "later/tariffs-may.txt"
