@@ -82,7 +82,7 @@ ROLE = re.compile(
 SAY_QUESTION = re.compile(
     r"^\s*(?:and\s+|so\s+|but\s+)?what\s+(?:did|does|do|has|have|had|was|is)\s+(?P<speaker>.+?)\s+"
     r"(?:say|said|saying|tell|told|think|thought|write|wrote|claim|claimed|argue|argued|"
-    r"announce|announced|mean|reply|respond)\b(?:\s+(?:about|on|regarding|of|to|concerning)\s+"
+    r"announce|announced|mean|reply|respond)\b(?:\s+(?:(?:about|on|regarding|of|to|concerning)\s+)?"
     r"(?P<topic>.+?))?\s*[?.!]*\s*$",
     re.I,
 )
@@ -252,6 +252,8 @@ class Answerer:
 
         if not self._covered(parsed, query_words, hits[:PASSAGES], speaker_words):
             return refusal
+        if parsed.speaker and parsed.speaker.lower() in PRONOUNS:
+            return refusal  # "what did he say?" with no one named before: who is "he"?
 
         candidates = self._candidates(hits[:PASSAGES])
         top_score = max(h.score for h in hits) or 1.0

@@ -83,6 +83,10 @@ def test_follow_up_keeps_the_speaker(answerer):
     assert follow.sources[0] == "harvest.txt"
 
 
+def test_pronoun_with_nobody_named_before_is_refused(answerer):
+    assert answerer.answer("What did she say about tariffs?").refused
+
+
 def test_topic_follow_up_keeps_the_speaker(answerer):
     first = answerer.answer("What did Smith say about tariffs?")
     follow = answerer.answer("and what about drones?", [first])
