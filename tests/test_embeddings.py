@@ -8,7 +8,13 @@ import sys
 import numpy as np
 import pytest
 
-from index.embeddings import Embedder, HashingEmbedder, make_embedder
+from index.embeddings import (
+    Embedder,
+    HashingEmbedder,
+    make_embedder,
+    onnx_model_path,
+    onnx_supported,
+)
 from index.errors import EmbeddingModelError
 
 DOCS = [
@@ -91,3 +97,67 @@ def test_bundled_model_embeds_and_ranks(bundled_embedder):
     assert ranking(bundled_embedder, "Which country gave Russia drones?", DOCS)[0] == 0
     assert ranking(bundled_embedder, "football match result", DOCS)[0] == 1
     assert ranking(bundled_embedder, "cost of living", DOCS)[0] == 2
+
+
+def test_runtime_comes_from_settings_and_torch_needs_no_export(make_settings):
+    embedder = make_embedder(make_settings(embed_model="bundled", embed_runtime="torch"))
+    assert embedder.requested_runtime == "torch"
+    assert embedder.runtime == "torch"  # decided without loading or exporting anything
+
+
+def test_unknown_runtime_is_a_clear_error():
+    with pytest.raises(EmbeddingModelError, match="runtime"):
+        Embedder("bundled", runtime="tpu")
+
+
+def test_onnx_needs_a_local_mean_pooling_model(tmp_path):
+    assert Embedder(str(tmp_path / "no-such-model"), runtime="auto").onnx is None
+    with pytest.raises(EmbeddingModelError, match="NEWSBOT_EMBED_RUNTIME=torch"):
+        _ = Embedder(str(tmp_path / "no-such-model"), runtime="onnx").onnx
+
+
+def test_bundled_model_supports_onnx():
+    embedder = Embedder("bundled")
+    assert onnx_supported(embedder.path)
+    # Keyed by the model folder's files: the same folder, the same cached export.
+    assert onnx_model_path(embedder.path) == onnx_model_path(embedder.path)
+    assert onnx_model_path(embedder.path).name == "model.onnx"
+
+
+@pytest.fixture(scope="session")
+def onnx_embedder():
+    """The bundled model in ONNX Runtime (exported into the user cache the first time)."""
+    embedder = Embedder("bundled", runtime="onnx")
+    embedder.embed_query("warm up")
+    return embedder
+
+
+@pytest.mark.integration
+def test_onnx_vectors_match_torch(onnx_embedder):
+    torch_embedder = Embedder("bundled", runtime="torch")
+    texts = [*DOCS, "  padded short text  ", " ".join(DOCS * 30)]  # past the 256 window
+    onnx_vectors = onnx_embedder.embed_documents(texts)
+    torch_vectors = torch_embedder.embed_documents(texts)
+    assert onnx_vectors.shape == torch_vectors.shape == (len(texts), 384)
+    assert np.min(np.sum(onnx_vectors * torch_vectors, axis=1)) >= 0.999
+    for query in ("Which country gave Russia drones?", "x"):
+        cosine = onnx_embedder.embed_query(query) @ torch_embedder.embed_query(query)
+        assert cosine >= 0.999
+    assert onnx_embedder.model_id == torch_embedder.model_id  # same vectors, same index
+
+
+@pytest.mark.integration
+def test_onnx_query_needs_no_torch(onnx_embedder):
+    code = (
+        "import sys\n"
+        "from index.embeddings import Embedder\n"
+        "e = Embedder('bundled')\n"
+        "v = e.embed_query('What did Stoltenberg say about Iran?')\n"
+        "print(e.runtime, v.shape[0])\n"
+        "assert 'torch' not in sys.modules, 'torch was imported'\n"
+        "assert 'sentence_transformers' not in sys.modules\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True
+    )
+    assert done.stdout.split() == ["onnx", "384"]
