@@ -23,15 +23,10 @@ class Quote:
 
 
 @dataclass(frozen=True)
-class Passage:
-    """A retrieved chunk: what `/sources` shows behind an answer."""
+class Passage(Quote):
+    """A retrieved chunk (same fields as a quote, plus its retrieval score): what `/sources`
+    shows behind an answer."""
 
-    text: str
-    source: str
-    start: int
-    end: int
-    title: str | None = None
-    date: str | None = None
     score: float = 0.0
 
 
