@@ -34,6 +34,7 @@ import logging
 import os
 import re
 import tempfile
+import threading
 from collections.abc import Sequence
 from functools import cached_property
 from pathlib import Path
@@ -232,6 +233,23 @@ class Embedder:
         self.requested_runtime = runtime
         self.path = bundled_model_dir() if name == BUNDLED_MODEL else Path(name)
         self.model_id = "all-MiniLM-L6-v2 (bundled)" if name == BUNDLED_MODEL else name
+        self._onnx_lock = threading.Lock()
+        self._onnx_state: tuple[OnnxEncoder | None] | None = None  # (encoder,) once decided
+
+    def preload(self) -> None:
+        """Start loading the model in ONNX Runtime in a background thread, so that it overlaps
+        other start-up work (importing chromadb, opening the index); the first embedding waits
+        for it. Does nothing for the torch runtime, whose import would hold the GIL anyway."""
+        if self.requested_runtime == "torch" or self._onnx_state is not None:
+            return
+
+        def load() -> None:
+            try:
+                _ = self.onnx
+            except Exception:  # noqa: BLE001 - the first real use raises it again, in its thread
+                log.debug("preloading the embedder failed", exc_info=True)
+
+        threading.Thread(target=load, name="embedder-preload", daemon=True).start()
 
     @cached_property
     def tokenize(self) -> Tokenize:
@@ -251,9 +269,18 @@ class Embedder:
             return int(json.loads(config.read_text()).get("max_seq_length", MODEL_WINDOW))
         return int(self.model._model.max_seq_length)
 
-    @cached_property
+    @property
     def onnx(self) -> OnnxEncoder | None:
         """The ONNX Runtime encoder, exported on first use; None means: run torch."""
+        state = self._onnx_state
+        if state is None:
+            with self._onnx_lock:  # a preload may be making it right now
+                if self._onnx_state is None:
+                    self._onnx_state = (self._load_onnx(),)
+                state = self._onnx_state
+        return state[0]
+
+    def _load_onnx(self) -> OnnxEncoder | None:
         if self.requested_runtime == "torch":
             return None
         wanted = self.requested_runtime == "onnx"
@@ -342,6 +369,9 @@ class HashingEmbedder:
 
     def __init__(self, *_args, **_kwargs):
         self.name = HASHING_MODEL
+
+    def preload(self) -> None:
+        """Nothing to load."""
 
     @staticmethod
     def tokenize(texts: Sequence[str]) -> list[list[tuple[int, int]]]:

@@ -161,3 +161,19 @@ def test_onnx_query_needs_no_torch(onnx_embedder):
         [sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True
     )
     assert done.stdout.split() == ["onnx", "384"]
+
+
+@pytest.mark.integration
+def test_preload_loads_in_the_background_and_the_first_query_waits(onnx_embedder):
+    import threading
+
+    embedder = Embedder("bundled", runtime="onnx")
+    embedder.preload()
+    assert any(t.name == "embedder-preload" for t in threading.enumerate()) or (
+        embedder._onnx_state is not None
+    )
+    vector = embedder.embed_query("drones from Iran")
+    assert vector @ onnx_embedder.embed_query("drones from Iran") >= 0.9999
+    torch_embedder = Embedder("bundled", runtime="torch")
+    torch_embedder.preload()  # nothing to do: torch loads on first use
+    assert torch_embedder._onnx_state is None
