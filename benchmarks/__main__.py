@@ -213,7 +213,9 @@ class Benchmark:
         }
         if "ceiling" not in self.skip:
             say("raw SentenceTransformer.encode over the same texts")
-            ceiling = run_phase("ceiling", {"corpus": str(corpus)}, self.work)
+            ceiling = run_phase(
+                "ceiling", {"corpus": str(corpus), "runtime": self.runtime}, self.work
+            )
             result["ceiling"] = ceiling
             newsbot["tokens"] = ceiling["tokens"]
             if ceiling["chunks"] != newsbot["chunks"]:
@@ -222,6 +224,7 @@ class Benchmark:
                 (newsbot["chunks"] / newsbot["seconds"]) / (ceiling["chunks"] / ceiling["seconds"]),
                 3,
             )
+            result["embedder_ratio"] = round(ceiling["seconds"] / ceiling["embedder_seconds"], 3)
         else:
             newsbot.update(run_phase("newsbot_tokens", {"corpus": str(corpus)}, self.work))
         if "starter" not in self.skip:

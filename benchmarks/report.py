@@ -164,6 +164,14 @@ def markdown(results: dict) -> str:
                 f"(chunks/s of the whole `newsbot index` run over chunks/s of the encode call "
                 f"alone, batch size {ix['ceiling'].get('batch_size')})."
             )
+        if ix.get("embedder_ratio") is not None:
+            c = ix["ceiling"]
+            parts.append(
+                f"Measured in turns with the raw encode, in the same process over the same texts, "
+                f"newsbot's embedder ({c['embedder_runtime']}) took {c['embedder_seconds']:.1f} s "
+                f"against {c['seconds']:.1f} s: **{ix['embedder_ratio']:.2f}** of the ceiling's "
+                f"rate."
+            )
         if ix.get("model_seconds") is not None:
             parts.append(
                 f"Loading newsbot's embedder before that took {ix['model_seconds']:.1f} s "
