@@ -57,8 +57,9 @@ class IndexStats:
     current: bool | None = None  # None: not checked (e.g. a shared Chroma server)
 
     def describe(self) -> str:
-        dates = (
-            f", dated {self.date_min} to {self.date_max}" if self.date_min and self.date_max else ""
-        )
+        dates = ""
+        if self.date_min and self.date_max:
+            same = self.date_min == self.date_max
+            dates = f", dated {self.date_min}" + ("" if same else f" to {self.date_max}")
         state = {True: "index up to date", False: "index out of date", None: ""}[self.current]
         return f"{self.articles} articles{dates}" + (f"; {state}" if state else "")

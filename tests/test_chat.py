@@ -248,7 +248,7 @@ def test_piped_session_bad_input_and_commands(tmp_path, corpus):
     assert result.returncode == 0, result.stderr
     assert "Traceback" not in result.stderr
     assert result.stderr.strip().splitlines() == [
-        "newsbot: 2 articles, dated 2022-11-09 to 2022-11-09; index up to date (2 added)."
+        "newsbot: 2 articles, dated 2022-11-09; index up to date (2 added)."
     ]
     out = replies(result.stdout)
     assert len(out) == 5, result.stdout  # the blank lines got no reply at all
@@ -256,7 +256,7 @@ def test_piped_session_bad_input_and_commands(tmp_path, corpus):
     assert out[1] == HELP
     assert out[2] == "Unknown command /nonsense; /help lists the commands."
     assert out[3].startswith("No answer yet")
-    assert out[4].startswith("2 articles, dated 2022-11-09 to 2022-11-09; index up to date.\n")
+    assert out[4].startswith("2 articles, dated 2022-11-09; index up to date.\n")
     assert "\x1b[" not in result.stdout  # no colour, and no prompt either
     assert PROMPT.strip() not in result.stdout
 
@@ -318,7 +318,7 @@ def test_piped_session_with_the_real_model(tmp_path, corpus):
     assert result.returncode == 0, result.stderr
     assert "Traceback" not in result.stderr
     assert result.stderr.strip().splitlines() == [
-        "newsbot: 2 articles, dated 2022-11-09 to 2022-11-09; index up to date (2 added)."
+        "newsbot: 2 articles, dated 2022-11-09; index up to date (2 added)."
     ]
     iran, drones, sources, reset = replies(result.stdout)  # nothing after /quit
 
@@ -372,7 +372,7 @@ def test_terminal_session_prompt_ctrl_c_and_ctrl_d(tmp_path, corpus):
     child = spawn_chat(tmp_path, **FAST)
     try:
         banner = expect_prompt(child)
-        assert "2 articles, dated 2022-11-09 to 2022-11-09; index up to date" in banner
+        assert "2 articles, dated 2022-11-09; index up to date" in banner
         assert "/help" in banner
 
         child.send("a half-typed quest")
