@@ -78,7 +78,12 @@ class ChildRun:
 def run_child(
     argv: list[str], env: dict[str, str], cwd: Path, timeout: float | None = None
 ) -> ChildRun:
-    """Run a process; wall time, and its own peak RSS from `wait4` (not other children's)."""
+    """Run a process; wall time, and its own peak RSS from `wait4` (not other children's).
+
+    A forked child starts with its parent's resident pages counted in its peak, so the caller
+    must be a small process (the benchmark's driver imports nothing heavy) for the figure to
+    be the child's own.
+    """
     cwd.mkdir(parents=True, exist_ok=True)
     out_path, err_path = cwd / ".child.out", cwd / ".child.err"
     with open(out_path, "wb") as out, open(err_path, "wb") as err:
