@@ -49,7 +49,7 @@ log = logging.getLogger(__name__)
 
 HASHING_MODEL = "hashing"
 EMBED_RUNTIMES = ("auto", "torch", "onnx")
-ONNX_EXPORT_VERSION = "1"  # bump when the export changes, so cached files are made again
+ONNX_EXPORT_VERSION = "2"  # bump when the export changes, so cached files are made again
 ONNX_MIN_COSINE = 0.9999
 # Sample texts the exported model is checked on: padded batches, and one past the window.
 ONNX_CHECK_TEXTS = (
@@ -164,6 +164,7 @@ def export_onnx(model_dir: Path, target: Path) -> float:
                 opset_version=17,
                 dynamo=False,
             )
+        _fuse_attention(tmp, model.config)
         reference = SentenceTransformer(str(model_dir), device="cpu").encode(
             list(ONNX_CHECK_TEXTS), normalize_embeddings=True, show_progress_bar=False
         )
@@ -179,6 +180,27 @@ def export_onnx(model_dir: Path, target: Path) -> float:
         return cosine
     finally:
         tmp.unlink(missing_ok=True)
+
+
+def _fuse_attention(path: Path, config) -> None:
+    """Fuse each layer's attention, GELU and layer norms into ONNX Runtime's own kernels (a few
+    per cent faster on CPU than the traced plain ops). Optional: without it the export works."""
+    try:
+        import logging as _logging
+
+        from onnxruntime.transformers import optimizer
+
+        _logging.getLogger("onnxruntime.transformers").setLevel(_logging.ERROR)
+        fused = optimizer.optimize_model(
+            str(path),
+            model_type="bert",
+            num_heads=config.num_attention_heads,
+            hidden_size=config.hidden_size,
+            opt_level=0,
+        )
+        fused.save_model_to_file(str(path))
+    except Exception as exc:  # noqa: BLE001 - an unfused model is still a correct one
+        log.info("ONNX attention fusion skipped (%s: %s)", type(exc).__name__, exc)
 
 
 class OnnxEncoder:
