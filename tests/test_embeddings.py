@@ -177,3 +177,18 @@ def test_preload_loads_in_the_background_and_the_first_query_waits(onnx_embedder
     torch_embedder = Embedder("bundled", runtime="torch")
     torch_embedder.preload()  # nothing to do: torch loads on first use
     assert torch_embedder._onnx_state is None
+
+
+@pytest.mark.integration
+def test_bulk_documents_go_to_torch_with_the_same_vectors(onnx_embedder, monkeypatch):
+    import index.embeddings
+
+    embedder = Embedder("bundled")
+    assert embedder.documents_runtime(3) == "onnx"
+    assert embedder.documents_runtime(index.embeddings.BULK_TEXTS) == "torch"
+    monkeypatch.setattr(index.embeddings, "BULK_TEXTS", 2)
+    bulk = embedder.embed_documents(DOCS)  # 3 texts: bulk now, so torch
+    assert "model" in embedder.__dict__
+    small = onnx_embedder.embed_documents(DOCS)
+    assert np.min(np.sum(bulk * small, axis=1)) >= 0.9999
+    assert Embedder("bundled", runtime="onnx").documents_runtime(10_000) == "onnx"
