@@ -141,7 +141,7 @@ def markdown(results: dict) -> str:
                     r.get("peak_mb"),
                 ]
             )
-        parts.append(f"### Indexing `{corpus}` ({ix.get('runtime', '?')} runtime for newsbot)")
+        parts.append(f"### Indexing `{corpus}` (newsbot's embedder: {ix.get('runtime', '?')})")
         parts.append(
             table(
                 [
