@@ -1,7 +1,7 @@
 """BM25: words, scores, and staying in step with the Chroma collection incrementally."""
 
-from index.lexical import BM25Index, stem, words
 from index.build import build_index
+from index.lexical import BM25Index, stem, words
 from index.store import ChunkStore
 
 
