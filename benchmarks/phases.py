@@ -197,17 +197,11 @@ def phase_starter_build(params: dict) -> dict:
 
 
 def _grade_table(items: list[dict], rows: list[dict], prepare: str | None) -> dict:
-    from bot.evaluate import grade, load_normalize, set_name
+    from bot.evaluate import grade, grade_sets, load_normalize
 
     normalize = load_normalize(prepare)
-    groups: dict[str, list[int]] = {}
-    for i, item in enumerate(items):
-        groups.setdefault(set_name(item["id"]), []).append(i)
-    table = {
-        name: grade([items[i] for i in idx], [rows[i] for i in idx], normalize)
-        for name, idx in groups.items()
-    }
-    table["all"] = grade(items, rows, normalize)
+    table = grade_sets(items, rows, normalize)
+    table.setdefault("all", grade(items, rows, normalize))
     return table
 
 

@@ -135,6 +135,20 @@ def grade(items: list[dict], rows: list[dict], normalize: Callable[[str], str]) 
     }
 
 
+def grade_sets(items: list[dict], rows: list[dict], normalize: Callable[[str], str]) -> dict:
+    """Metrics per question set (by id prefix), plus "all" when there is more than one set."""
+    groups: dict[str, list[int]] = {}
+    for i, item in enumerate(items):
+        groups.setdefault(set_name(item["id"]), []).append(i)
+    table = {
+        name: grade([items[i] for i in idx], [rows[i] for i in idx], normalize)
+        for name, idx in groups.items()
+    }
+    if len(groups) > 1:
+        table["all"] = grade(items, rows, normalize)
+    return table
+
+
 def run_eval(
     settings,
     questions: str,
@@ -174,15 +188,7 @@ def run_eval(
             for row in rows:
                 handle.write(json.dumps(row, ensure_ascii=False) + "\n")
 
-    groups: dict[str, list[int]] = {}
-    for i, item in enumerate(items):
-        groups.setdefault(set_name(item["id"]), []).append(i)
-    table = {
-        name: grade([items[i] for i in idx], [rows[i] for i in idx], normalize)
-        for name, idx in groups.items()
-    }
-    if len(groups) > 1:
-        table["all"] = grade(items, rows, normalize)
+    table = grade_sets(items, rows, normalize)
     if as_json:
         print(json.dumps({"sets": table, "quotes": total_quotes, "bad_quotes": bad_quotes}))
     else:
