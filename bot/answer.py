@@ -1,22 +1,23 @@
-"""The Answerer both front ends call: grounded, extractive answers that quote and cite.
+"""The Answerer both front ends call: grounded answers that quote and cite, or a plain "no".
 
     Answerer.answer(question, history) -> Answer
 
+A list of steps, each a unit of its own:
+
 1. Condense: a follow-up ("and what did he say about drones?") borrows the speaker or topic of
    the conversation so far, giving a standalone question.
-2. Retrieve: hybrid vectors + BM25 (`bot.retrieve`), preferring articles of a period the
-   question names ("in June 2022", "this week").
-3. Pick sentences: the retrieved chunks are cut into sentences (`index.chunking`), and each
-   sentence is scored by how much of the question's weight (BM25 idf) it covers, by the rank of
-   its chunk, and -- for "what did X say (about Y)?" -- by whether X is the speaker: named with
-   a speech verb, or referred to by a pronoun or a role ("the NATO chief") right after being
-   named. A sentence that opens a quotation is extended to the sentence that closes it, so the
-   attribution ("..., he said.") comes along.
-4. Check: every quote is re-read from its file and must be the exact text at its offsets, or it
-   is dropped. A citation can never point to a file that does not say it.
-5. Refuse: when the best evidence is too weak (no retrieved sentence covers enough of the
-   question, or the question's names are unknown to the corpus), say so plainly, quoting nothing.
-   The thresholds were calibrated on the dev sets (see README, "Answer quality").
+2. Understand (`bot.question`): the kind of answer asked for and its constraints, from spaCy's
+   parse -- a person, a number, a date ...; "this week"; the names the question gives.
+3. Retrieve (`bot.retrieve`): hybrid vectors + BM25, preferring articles of a period the
+   question names.
+4. Gate: when the question's words are unknown to the corpus, or no retrieved chunk holds
+   enough of them, or a "what did X say" names an X no chunk names, refuse at once.
+5. Read (`bot.read`): cut the top chunks into sentences, rank them by whether they *answer*
+   (the cross-encoder, `bot.rerank`), rule out articles from outside the asked period, and
+   decide: quotes and a direct answer (`bot.findings`), or a refusal that says what the
+   articles do cover and what none of them says.
+6. Check: every quote and answer phrase is re-read from its file and must be the exact text at
+   its offsets, or it is dropped. A citation can never point to a file that does not say it.
 
 With an LLM configured (`bot.llm`), the LLM writes the answer from numbered passages instead;
 if it fails, the extractive answer above is returned with a one-line notice.
@@ -31,12 +32,15 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from bot.dates import question_days, recent_days
+from bot.dates import recent_days
+from bot.findings import Finding
+from bot.question import Question, analyze
+from bot.read import Policy, Reader, Sentence, candidates, idf_weights, score_lexically
 from bot.retrieve import Hit, HybridRetriever
 from bot.settings import BotSettings
-from bot.types import Answer, IndexStats, Passage, Quote
+from bot.speakers import speaker_words
+from bot.types import Answer, DirectAnswer, IndexStats, Passage, Quote
 from index.articles import read_source_text
-from index.chunking import split_sentences
 from index.embeddings import make_embedder
 from index.errors import NewsbotError
 from index.lexical import cache_path, words
@@ -44,41 +48,19 @@ from index.store import ChunkStore, chunking_id
 
 log = logging.getLogger(__name__)
 
-PASSAGES = 8  # chunks whose sentences are candidates
-# Refusal thresholds, calibrated on the dev sets (README, "Answer quality"):
+POLICY = Policy()
+# Evidence gate, calibrated on the dev sets (README, "Answer quality"):
 MIN_COVERAGE = 0.4  # share of the question's idf weight the best chunk must contain
 MAX_UNKNOWN = 0.4  # share of that weight in words no indexed chunk has
-MIN_SENTENCE_COVERAGE = 0.3  # share of the asked-about words the best sentence must contain
+# A word's absence says something only about a vocabulary of some size: in a corpus of two
+# articles most words of any question are absent (about 100 articles make 5,000 words).
+MIN_VOCABULARY = 5000
 # Cosine similarity the best chunk must reach, per embedding model; models not calibrated here
 # rely on the lexical signals alone.
 MIN_SIMILARITY = {"all-MiniLM-L6-v2 (bundled)": 0.2}
-MAX_QUOTE_CHARS = 600
-CHUNK_POWER = 3.0  # how much a sentence's score follows its chunk's retrieval score
 TITLE_CHARS = 70
+TOPIC_NAMES = 3  # names of the question a refusal says the articles cover
 
-SPEECH_VERBS = re.compile(
-    r"\b(said|says|say|told|tells|added|adds|stated|wrote|writes|tweeted|argued|argues|warned|"
-    r"noted|explained|claimed|claims|insisted|asked|announced|cautioned|described|declared|"
-    r"acknowledged|admitted|suggested|urged|predicted|reiterated|responded|replied|continued|"
-    r"concluded|according to|believes|thinks|called|accused|blamed|praised|criticized|"
-    r"criticised|denied|confirmed|vowed|promised|pledged|emphasized|stressed|recalled|"
-    r"commented|remarked|conceded|contended|maintained|asserted|alleged|testified)\b",
-    re.I,
-)
-_VERB = (
-    r"(?:said|says|told|added|stated|wrote|tweeted|argued|warned|noted|explained|claimed|"
-    r"insisted|asked|announced|cautioned|replied|responded|continued)"
-)
-OTHER_SPEAKER = re.compile(
-    rf"\b([A-Z][\w'’-]+)\s+{_VERB}\b|\b{_VERB}\s+(?:[A-Z][\w'’-]+\s+)*([A-Z][\w'’-]+)\b"
-)
-PRONOUN_SUBJECT = re.compile(r"\b(he|she|they|him|her)\b", re.I)
-ROLE = re.compile(
-    r"\bthe\s+(?:[A-Za-z.\-]+\s+){0,3}(chief|secretary|spokesman|spokeswoman|spokesperson|"
-    r"president|minister|official|head|leader|candidate|governor|senator|nominee|director|"
-    r"chairman|chairwoman|ceo|general|mayor|ambassador|premier|chancellor|commander)\b",
-    re.I,
-)
 SAY_QUESTION = re.compile(
     r"^\s*(?:and\s+|so\s+|but\s+)?what\s+(?:did|does|do|has|have|had|was|is)\s+(?P<speaker>.+?)\s+"
     r"(?:say|said|saying|tell|told|think|thought|write|wrote|claim|claimed|argue|argued|"
@@ -96,25 +78,10 @@ ABOUT_FOLLOW_UP = re.compile(
     re.I,
 )
 PRONOUNS = {"he", "she", "they", "him", "her", "them", "it"}
-GENERIC_SPEAKER_WORDS = {"the", "a", "an", "of", "for", "and", "mr", "mrs", "ms", "dr"}
-OPEN_QUOTES = '“"'
-CLOSE_QUOTES = '”"'
 
 
 class QuestionError(NewsbotError):
     """The question itself cannot be answered as asked (empty, too long)."""
-
-
-@dataclass
-class Candidate:
-    start: int
-    end: int
-    text: str
-    hit: Hit
-    rank: int
-    score: float = 0.0
-    coverage: float = 0.0
-    speaker: float = 0.0
 
 
 @dataclass
@@ -127,7 +94,12 @@ class Parsed:
 
 class Answerer:
     def __init__(
-        self, settings: BotSettings, embedder=None, store: ChunkStore | None = None, llm=None
+        self,
+        settings: BotSettings,
+        embedder=None,
+        store: ChunkStore | None = None,
+        llm=None,
+        reranker=None,
     ):
         self.settings = settings
         self.embedder = embedder or make_embedder(settings)
@@ -136,6 +108,11 @@ class Answerer:
         self.store.check_compatible(self.embedder.model_id, chunking_id(settings))
         self.retriever = HybridRetriever(self.store, self.embedder, cache_path(settings.store_dir))
         self.llm = llm
+        if reranker is None and settings.rerank:
+            from bot.rerank import CrossEncoder
+
+            reranker = CrossEncoder.shared()
+        self.reader = Reader(POLICY, reranker, settings.max_quotes)
 
     # -- public -----------------------------------------------------------------------------
     def stats(self) -> IndexStats:
@@ -146,9 +123,14 @@ class Answerer:
         return self.retriever.sync()
 
     def warm_up(self) -> None:
-        """Load the model and BM25 now rather than on the first question."""
+        """Load the models and BM25 now rather than on the first question."""
+        from bot import nlp
+
         self.retriever.sync()
         self.embedder.embed_query("warm up")
+        nlp.load()
+        if self.reader.reranker is not None:
+            self.reader.reranker.score("warm up", ["warm up"])
 
     def answer(
         self, question: str, history: Sequence[Answer] = (), asked_on: dt.date | None = None
@@ -169,20 +151,23 @@ class Answerer:
             question, history[-self.settings.history_turns :] if self.settings.history_turns else ()
         )
         asked_on = asked_on or dt.date.today()
-        days = question_days(parsed.standalone, asked_on)
+        asked = analyze(parsed.standalone, asked_on)
+        understood_at = time.perf_counter()
+        days = asked.period.days if asked.period else None
         query_words = words(parsed.standalone) + parsed.extra_words
         hits = self.retriever.retrieve(
             parsed.standalone,
-            max(self.settings.top_k, PASSAGES),
+            max(self.settings.top_k, POLICY.passages),
             days,
             query_words,
             recent=None if days else recent_days(asked_on),
         )
         retrieved_at = time.perf_counter()
-        answer = self._extract(question, parsed, hits, query_words)
+        answer = self._read(question, parsed, asked, hits, query_words)
         answer.timings = {
-            "retrieve": round(retrieved_at - started, 4),
-            "answer": round(time.perf_counter() - retrieved_at, 4),
+            "understand": round(understood_at - started, 4),
+            "retrieve": round(retrieved_at - understood_at, 4),
+            "read": round(time.perf_counter() - retrieved_at, 4),
         }
         if self.llm is not None and not answer.refused:
             from bot.llm import answer_with_llm
@@ -216,9 +201,10 @@ class Answerer:
         standalone = f"{question} ({previous})"
         return Parsed(standalone, speaker or prev_speaker, topic, extra)
 
-    # -- extractive answer ------------------------------------------------------------------
-    def _extract(self, question: str, parsed: Parsed, hits: list[Hit], query_words) -> Answer:
-        stats = self.stats()
+    # -- reading ----------------------------------------------------------------------------
+    def _read(
+        self, question: str, parsed: Parsed, asked: Question, hits: list[Hit], query_words
+    ) -> Answer:
         passages = [
             Passage(
                 h.text,
@@ -232,68 +218,65 @@ class Answerer:
             for h in hits
         ]
         retrieved = list(dict.fromkeys(h.source for h in hits))
-        refusal = Answer(
-            question=question,
-            text=refusal_text(stats.articles),
-            refused=True,
-            passages=passages,
-            retrieved=retrieved,
-            standalone_question=parsed.standalone,
-        )
+
+        def refusal(reason: str | None = None) -> Answer:
+            return Answer(
+                question=question,
+                text=reason or refusal_text(self.stats().articles),
+                refused=True,
+                kind="refusal",
+                passages=passages,
+                retrieved=retrieved,
+                standalone_question=parsed.standalone,
+            )
+
         if not hits:
-            return refusal
-
-        bm25 = self.retriever.bm25
-        focus = words(parsed.topic) if parsed.topic else [w for w in query_words]
-        speaker_words = _speaker_words(parsed.speaker)
-        focus = [w for w in focus if w not in speaker_words] or focus
-        weights = {w: bm25.idf(w) for w in set(focus)}
-        total = sum(weights.values()) or 1.0
-
-        if not self._covered(parsed, query_words, hits[:PASSAGES], speaker_words):
-            return refusal
+            return refusal()
+        top = hits[: POLICY.passages]
+        unknown = self._unknown_names(asked)
+        if unknown:
+            return refusal(
+                f"None of the {articles(self.stats().articles)} indexed mentions {unknown}."
+            )
+        speaker = speaker_words(parsed.speaker or (asked.subject if asked.kind == "say" else None))
+        # With the reranker, a question it reads is judged by what it reads; the lexical gate
+        # is for "what did X say" questions (which it does not read) and for working without it.
+        lexical_gate = self.reader.reranker is None or asked.kind == "say"
+        if lexical_gate and not self._covered(query_words, top, speaker):
+            return refusal()
         if parsed.speaker and parsed.speaker.lower() in PRONOUNS:
-            return refusal  # "what did he say?" with no one named before: who is "he"?
+            return refusal()  # "what did he say?" with no one named before: who is "he"?
 
-        candidates = self._candidates(hits[:PASSAGES])
-        top_score = max(h.score for h in hits) or 1.0
-        for c in candidates:
-            sentence_words = set(words(c.text))
-            coverage = sum(weights[w] for w in weights if w in sentence_words) / total
-            speaker = _speaker_score(c, candidates, speaker_words) if speaker_words else 0.0
-            c.coverage, c.speaker = coverage, speaker
-            c.score = coverage * (1.0 + speaker) * (c.hit.score / top_score) ** CHUNK_POWER
+        sentences = candidates(top, POLICY.max_quote_chars)
+        weights = idf_weights(self.retriever.bm25, query_words, parsed.topic, speaker)
+        score_lexically(sentences, weights, speaker, POLICY.chunk_power)
+        reading = self.reader.read(asked, sentences, _topic(asked, top))
+        if reading.refused:
+            return refusal(reading.reason)
 
-        ranked = sorted(candidates, key=lambda c: -c.score)
-        best = ranked[0] if ranked else None
-        if best is None or best.score <= 0 or best.coverage < MIN_SENTENCE_COVERAGE:
-            return refusal
-
-        chosen: list[Candidate] = []
-        for c in ranked:
-            if len(chosen) >= self.settings.max_quotes or c.score <= best.score * 0.5:
-                break
-            if any(
-                c.hit.source == o.hit.source and c.start < o.end and o.start < c.end for o in chosen
-            ):
-                continue
-            chosen.append(c)
-        quotes = self._verified(chosen)
+        texts: dict[str, str | None] = {}
+        quotes = self._verified(reading.chosen, texts)
         if not quotes:
-            return refusal
+            return refusal()
+        direct = [d for d in (self._direct(f, texts) for f in reading.answers) if d is not None]
+        # Articles in the order retrieval ranks them; in each, its best quotes first.
+        order = {source: rank for rank, source in enumerate(retrieved)}
+        quotes.sort(key=lambda q: order.get(q.source, len(order)))
         sources = list(dict.fromkeys(q.source for q in quotes))
         return Answer(
             question=question,
-            text=format_answer(quotes),
+            text=format_answer(quotes, direct),
             quotes=quotes,
             sources=sources,
             refused=False,
+            kind="direct" if direct else "quotes",
+            direct=direct,
             passages=passages,
             retrieved=list(dict.fromkeys(sources + retrieved)),
             standalone_question=parsed.standalone,
         )
 
-    def _covered(self, parsed: Parsed, query_words, hits: list[Hit], speaker_words) -> bool:
+    def _covered(self, query_words, hits: list[Hit], speaker: set[str]) -> bool:
         """Is there evidence enough to answer at all? (Otherwise: refuse.)
 
         Three signals, calibrated on the dev sets (see README): the share of the question's
@@ -305,13 +288,15 @@ class Answerer:
         weights = {w: bm25.idf(w) for w in set(query_words)}
         total = sum(weights.values()) or 1.0
         unknown = sum(v for w, v in weights.items() if bm25.vocab.get(w) is None) / total
+        if len(bm25.vocab) < MIN_VOCABULARY:
+            unknown = 0.0
         coverage = max(
             sum(v for w, v in weights.items() if w in _chunk_words(h)) / total for h in hits
         )
         similarity = max(h.similarity for h in hits)
         margin = self.settings.min_relevance
         min_similarity = MIN_SIMILARITY.get(self.embedder.model_id, -1.0)
-        if speaker_words and not any(speaker_words & _chunk_words(h) for h in hits):
+        if speaker and not any(speaker & _chunk_words(h) for h in hits):
             return False
         return (
             unknown < MAX_UNKNOWN - margin
@@ -319,105 +304,70 @@ class Answerer:
             and similarity >= min_similarity + margin
         )
 
-    def _candidates(self, hits: list[Hit]) -> list[Candidate]:
-        seen: set[tuple[str, int]] = set()
-        candidates = []
-        for rank, hit in enumerate(hits):
-            base = int(hit.meta["start"])
-            spans = split_sentences(hit.text)
-            for i, (a, b) in enumerate(spans):
-                key = (hit.source, base + a)
-                if key in seen:
-                    continue
-                seen.add(key)
-                a, b = _extend_quotation(hit.text, spans, i)
-                text = hit.text[a:b]
-                if len(text) > MAX_QUOTE_CHARS:
-                    b = a + (spans[i][1] - spans[i][0])
-                    text = hit.text[a:b]
-                candidates.append(Candidate(base + a, base + b, text, hit, rank))
-        return candidates
+    def _unknown_names(self, asked: Question) -> str | None:
+        """A name of the question that no indexed article has a word of ("Zorblax")."""
+        vocab = self.retriever.bm25.vocab
+        for name in asked.names:
+            name_words = words(name)
+            if name_words and not any(w in vocab for w in name_words):
+                return name
+        return None
 
-    def _verified(self, chosen: list[Candidate]) -> list[Quote]:
-        texts: dict[str, str | None] = {}
+    def _verified(self, chosen: list[Sentence], texts: dict[str, str | None]) -> list[Quote]:
         quotes = []
-        for c in chosen:
-            source = c.hit.source
-            if source not in texts:
-                texts[source] = read_source_text(self.settings.corpus_dir, source)
-            text = texts[source]
-            if text is None or text[c.start : c.end] != c.text:
-                log.warning("dropped a quote from %s: the file no longer says it", source)
-                continue
-            quotes.append(
-                Quote(
-                    c.text,
-                    source,
-                    c.start,
-                    c.end,
-                    c.hit.meta.get("title") or None,
-                    c.hit.meta.get("date") or None,
+        for s in chosen:
+            if self._says(s.source, s.start, s.end, s.text, texts):
+                meta = s.hit.meta
+                quotes.append(
+                    Quote(
+                        s.text,
+                        s.source,
+                        s.start,
+                        s.end,
+                        meta.get("title") or None,
+                        meta.get("date") or None,
+                    )
                 )
-            )
-        # Group by source, sources in order of their best quote; best quotes first.
-        order = list(dict.fromkeys(q.source for q in quotes))
-        return sorted(quotes, key=lambda q: order.index(q.source))
+        return quotes
 
+    def _direct(self, finding: Finding, texts: dict[str, str | None]) -> DirectAnswer | None:
+        sentence = finding.sentence
+        if not self._says(sentence.source, finding.start, finding.end, finding.text, texts):
+            return None
+        meta = sentence.hit.meta
+        phrase = Quote(
+            finding.text,
+            sentence.source,
+            finding.start,
+            finding.end,
+            meta.get("title") or None,
+            meta.get("date") or None,
+        )
+        return DirectAnswer(phrase, finding.sources)
 
-def _speaker_words(speaker: str | None) -> set[str]:
-    if not speaker:
-        return set()
-    names = [
-        w
-        for w in re.findall(r"[A-Z][\w'’.-]*", speaker)
-        if w.lower().strip(".") not in GENERIC_SPEAKER_WORDS
-    ]
-    chosen = names or speaker.split()
-    return {w for word in chosen for w in words(word)}
+    def _says(self, source: str, start: int, end: int, text: str, texts) -> bool:
+        """Does the file `source` hold exactly `text` at [start, end)? (Read once per answer.)"""
+        if source not in texts:
+            texts[source] = read_source_text(self.settings.corpus_dir, source)
+        content = texts[source]
+        if content is None or content[start:end] != text:
+            log.warning("dropped a quote from %s: the file no longer says it", source)
+            return False
+        return True
 
 
 def _chunk_words(hit: Hit) -> set[str]:
     return set(words(f"{hit.meta.get('title') or ''}\n{hit.text}"))
 
 
-def _speaker_score(c: Candidate, candidates: list[Candidate], speaker_words: set[str]) -> float:
-    sentence_words = set(words(c.text))
-    named = bool(speaker_words & sentence_words)
-    speech = bool(SPEECH_VERBS.search(c.text)) or any(q in c.text for q in OPEN_QUOTES)
-    if named and speech:
-        return 1.0
-    if speech and (PRONOUN_SUBJECT.search(c.text) or ROLE.search(c.text)):
-        # "he said" / "the NATO chief said": X must have been named before, in this chunk
-        # or its headline.
-        before = [o for o in candidates if o.hit is c.hit and o.end <= c.start]
-        title = c.hit.meta.get("title") or ""
-        if any(speaker_words & set(words(o.text)) for o in before) or (
-            speaker_words & set(words(title))
-        ):
-            return 0.8
-    if named:
-        return 0.3
-    # Someone else is quoted here ("..., Jones told reporters."): not what X said.
-    for match in OTHER_SPEAKER.finditer(c.text):
-        name = (match.group(1) or match.group(2) or "").lower()
-        if name not in GENERIC_SPEAKER_WORDS and words(name):
-            return -0.7
-    return 0.0
-
-
-def _extend_quotation(text: str, spans: list[tuple[int, int]], i: int) -> tuple[int, int]:
-    """Extend sentence i to the end of a quotation it opens, so the attribution comes along."""
-    a, b = spans[i]
-    sentence = text[a:b]
-    opens = sum(sentence.count(q) for q in "“") - sentence.count("”")
-    straight = sentence.count('"') % 2 == 1
-    if opens <= 0 and not straight:
-        return a, b
-    for j in range(i + 1, min(i + 4, len(spans))):
-        following = text[spans[j][0] : spans[j][1]]
-        if "”" in following or (straight and '"' in following):
-            return a, spans[j][1]
-    return a, b
+def _topic(asked: Question, hits: list[Hit]) -> str | None:
+    """What the retrieved articles are about, for a refusal: the question's names they
+    mention ("Spirit Airlines"); None when they mention none."""
+    text = " ".join(f"{h.meta.get('title') or ''} {h.text}" for h in hits).casefold()
+    names = [n for n in asked.names if n.casefold() in text][:TOPIC_NAMES]
+    if len(names) <= 1:
+        return names[0] if names else None
+    return ", ".join(names[:-1]) + " and " + names[-1]
 
 
 def refusal_text(articles: int) -> str:
@@ -442,9 +392,18 @@ def source_label(source: str, title: str | None, date: str | None) -> str:
     return " · ".join(parts)
 
 
-def format_answer(quotes: list[Quote]) -> str:
-    """Plain text: each source's label, then its quotes, verbatim."""
-    blocks = []
+def articles(count: int) -> str:
+    return f"{count} article{'s' * (count != 1)}"
+
+
+def direct_line(direct: DirectAnswer) -> str:
+    """ "Russian Defense Minister — 1 article" """
+    return f"{direct.text} — {articles(len(direct.sources))}"
+
+
+def format_answer(quotes: list[Quote], direct: Sequence[DirectAnswer] = ()) -> str:
+    """Plain text: the direct answer(s), then each source's label and its quotes, verbatim."""
+    blocks = ["\n".join(direct_line(d) for d in direct)] if direct else []
     for source in dict.fromkeys(q.source for q in quotes):
         own = [q for q in quotes if q.source == source]
         lines = [source_label(source, own[0].title, own[0].date)]

@@ -299,6 +299,7 @@ def _cited_answer(
         quotes=quotes,
         sources=sources,
         refused=False,
+        kind="llm",
         passages=extractive.passages,
         retrieved=list(dict.fromkeys(sources + extractive.retrieved)),
         notice=None,

@@ -1,6 +1,6 @@
 """Answers as terminal text: what `newsbot ask` prints and what `newsbot chat` shows.
 
-    render_text(answer, color)      each source's label, then its quotes, verbatim
+    render_text(answer, color)      the direct answer, then each source's label and its quotes
     render_passages(answer, color)  the passages behind an answer, for the chat's /sources
 
 Quote and source must be easy to tell apart. On a terminal the label is bold cyan, every line
@@ -17,10 +17,11 @@ import os
 import textwrap
 from dataclasses import dataclass
 
-from bot.answer import format_answer, source_label
+from bot.answer import direct_line, source_label
 from bot.types import Answer, Passage, Quote
 
 RESET = "\x1b[0m"
+BOLD = "\x1b[1m"
 BOLD_CYAN = "\x1b[1;36m"
 DIM = "\x1b[2m"
 YELLOW = "\x1b[33m"
@@ -53,6 +54,9 @@ class Style:
     def notice(self, text: str) -> str:
         return self.paint(text, YELLOW)
 
+    def answer(self, text: str) -> str:
+        return self.paint(text, BOLD)
+
     @property
     def gutter(self) -> str:
         return self.dim("  │ ") if self.color else "  > "
@@ -67,12 +71,13 @@ def render_text(answer: Answer, color: bool = False, width: int | None = None) -
     """The answer for a terminal: prose (if any), then quotes grouped under their sources."""
     style = Style(color)
     lines: list[str] = []
-    if answer.refused or not answer.quotes:
+    if answer.kind == "refusal" or not answer.quotes:
         lines += _prose(answer.text, style, width)
     else:
-        if answer.text.strip() != format_answer(answer.quotes).strip():
-            # An LLM wrote the answer: show its prose, then the quotes it rests on.
+        if answer.kind == "llm":  # the LLM's prose, then the quotes it rests on
             lines += _prose(answer.text, style, width) + style.gap
+        if answer.kind == "direct":  # the answer itself first, then its evidence
+            lines += [style.answer(direct_line(d)) for d in answer.direct] + style.gap
         for number, quotes in enumerate(_by_source(answer.quotes)):
             lines += (style.gap if number else []) + _source_block(quotes, style, width)
     if answer.notice:

@@ -32,6 +32,10 @@ class BotSettings(IndexSettings):
         le=1.0,
         description="extra margin on the calibrated refusal threshold (higher refuses more)",
     )
+    rerank: bool = Field(
+        True,
+        description="rank sentences with the cross-encoder (off: by shared words, faster)",
+    )
 
     # -- optional LLM ----------------------------------------------------------------------
     llm: Literal["none", "openai-like", "ollama"] = Field(

@@ -24,7 +24,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from html import escape
 
-from bot.answer import format_answer, short_title
+from bot.answer import direct_line, short_title
 from bot.types import Answer, IndexStats, Passage, Quote
 from index.chunking import split_sentences
 from index.errors import SettingsError
@@ -103,9 +103,9 @@ class Block:
 def render_html(answer: Answer, limit: int = MESSAGE_LIMIT) -> list[str]:
     """An answer as Telegram HTML messages of at most `limit` characters, in order."""
     blocks: list[Block] = []
-    extractive = answer.quotes and answer.text.strip() == format_answer(answer.quotes).strip()
-    if not extractive and answer.text.strip():  # a refusal, or an LLM's own words
+    if answer.kind in ("refusal", "llm") and answer.text.strip():  # no quotes, or an LLM's words
         blocks += [Block(p) for p in paragraphs(answer.text)]
+    blocks += [Block(direct_line(d), "b") for d in answer.direct]
     for quotes in _by_source(answer.quotes):
         label = source_html(quotes[0])
         blocks += [Block(q.text, "blockquote", label) for q in quotes]

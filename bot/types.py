@@ -1,8 +1,18 @@
-"""What an answer is: `Answer`, `Quote`, `Passage`, and the index facts front ends show.
+"""What an answer is: `Answer`, `Quote`, `Passage`, `DirectAnswer`, and the index facts front
+ends show.
 
 Both front ends receive an `Answer` from `Answerer.answer(question, history)` and render it
-their own way (`bot.render` for terminals, `bot.telegram` for Telegram HTML). `history` is the
-list of earlier `Answer`s of the conversation, oldest first; each remembers its question.
+their own way (`bot.render` for terminals, `bot.telegram` for Telegram HTML), branching on its
+`kind`:
+
+- `quotes`: sentences quoted from the articles ("what did X say about Y", "why ...");
+- `direct`: the same, led by the answer itself -- a short phrase cut from one of the quotes --
+  and how many articles give it (`direct`; more than one entry when the articles disagree);
+- `llm`: an LLM's cited prose, with the passages it cites as `quotes`;
+- `refusal`: no answer; `text` says why, plainly, and `passages` still holds what was read.
+
+`history` is the list of earlier `Answer`s of the conversation, oldest first; each remembers
+its question.
 """
 
 from __future__ import annotations
@@ -30,6 +40,22 @@ class Passage(Quote):
     score: float = 0.0
 
 
+@dataclass(frozen=True)
+class DirectAnswer:
+    """The answer phrase, verbatim at its offsets in `phrase.source` like every quote, and
+    every article that gives the same answer (`phrase.source` first)."""
+
+    phrase: Quote
+    sources: tuple[str, ...]
+
+    @property
+    def text(self) -> str:
+        return self.phrase.text
+
+
+ANSWER_KINDS = ("quotes", "direct", "llm", "refusal")
+
+
 @dataclass
 class Answer:
     question: str
@@ -37,11 +63,19 @@ class Answer:
     quotes: list[Quote] = field(default_factory=list)
     sources: list[str] = field(default_factory=list)
     refused: bool = False
+    kind: str = ""  # one of ANSWER_KINDS; left empty, it follows from `refused` and `direct`
+    direct: list[DirectAnswer] = field(default_factory=list)
     passages: list[Passage] = field(default_factory=list)
     retrieved: list[str] = field(default_factory=list)
     notice: str | None = None
     standalone_question: str | None = None
     timings: dict[str, float] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if not self.kind:
+            self.kind = "refusal" if self.refused else "direct" if self.direct else "quotes"
+        if self.kind not in ANSWER_KINDS:
+            raise ValueError(f"unknown answer kind {self.kind!r}")
 
     def to_dict(self) -> dict:
         return asdict(self)

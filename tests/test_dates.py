@@ -17,7 +17,7 @@ ASKED = dt.date(2022, 6, 17)
         ("Who won in Sept 2016?", (20160901, 20160930)),
         ("What happened in 2016 in Ohio?", (20160101, 20161231)),
         ("Which show was renewed this week?", (20220610, 20220617)),
-        ("What happened yesterday?", (20220616, 20220616)),
+        ("What happened yesterday?", (20220616, 20220617)),
     ],
 )
 def test_periods_named_in_questions(question, expected):

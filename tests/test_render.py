@@ -97,7 +97,9 @@ def test_a_refusal_is_a_plain_sentence():
 
 def test_llm_prose_comes_before_the_quotes_it_rests_on():
     base = answer_of(quote(IRAN, "001.txt"))
-    llm = answer_of(quote(IRAN, "001.txt"), text="Stoltenberg said Iran supports Russia [1].")
+    llm = answer_of(
+        quote(IRAN, "001.txt"), text="Stoltenberg said Iran supports Russia [1].", kind="llm"
+    )
     assert render_text(llm) == f"Stoltenberg said Iran supports Russia [1].\n{base.text}"
     assert render_text(llm, color=True).startswith("Stoltenberg said Iran supports Russia [1].\n\n")
 

@@ -76,7 +76,9 @@ def test_refusal_and_llm_prose_are_shown_as_escaped_text():
     assert_valid([message])
     assert message == "Nothing on &lt;that&gt; &amp; so on.\n\nTry again."
 
-    prose = Answer(question="q", text="He said [1] <yes>.", quotes=[quote("Yes & no.")])
+    prose = Answer(
+        question="q", text="He said [1] <yes>.", quotes=[quote("Yes & no.")], kind="llm"
+    )
     [message] = render_html(prose)
     assert_valid([message])
     assert visible(message).startswith("He said [1] <yes>.")

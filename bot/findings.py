@@ -1,0 +1,317 @@
+"""The answer itself, cut from the sentences that answer; and what to say when there is none.
+
+    find(question, pool, ranked) -> [Finding]          the direct answer(s), best first
+    near_miss(question, topic, period) -> str          "The articles cover X, but none ... says ..."
+    not_answered(question, topic) -> str
+
+A `Finding` is a short phrase of a quoted sentence -- its exact characters, at offsets in its
+file -- and the articles that give the same answer. How it is found depends on what the
+question asks (`bot.question`):
+
+- typed kinds (who, which company, where, when, how many, how much, what percentage): the
+  entities spaCy finds in the best sentences (`pool`), of the labels that kind can be, that the
+  question does not already name. The best sentence's entities come first; within a sentence
+  an entity of the exact label beats a near one (an airline tagged GPE), and one close to the
+  question's own words beats one far from them ("found embattled comedian Bill Cosby liable in
+  a case brought by Judy Huth": Cosby). For the refusal check (`bot.read`) labels count in
+  coarse classes -- names, numbers, dates -- because the small model often mistakes one name
+  label for another ("Sri Lanka" as a PERSON); the answer prefers the exact label.
+- `role` ("Who is Christiane Amanpour?", "What is Sergey Shoigu's job?"): the title in front of
+  the name ("Russian Defense Minister Sergey Shoigu") or the apposition after it ("Jens
+  Stoltenberg, the head of the NATO military alliance,"), from the parse of the sentences that
+  name the subject.
+- work, event, product, law: an entity of that exact label (or, for a work, a capitalised
+  title in quotation marks) when the best sentence has one; otherwise no direct answer, only
+  the quotes.
+
+When articles disagree, each answer is given with its articles: a second answer counts when it
+is the best candidate of another article's sentence that reads nearly as well (`AGREE_LOGITS`).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from bot import nlp
+from bot.dates import Period
+from bot.question import LABELS, Question
+from index.lexical import stem, words
+
+if TYPE_CHECKING:
+    from bot.read import Sentence
+
+NAMES = frozenset(
+    {"PERSON", "ORG", "GPE", "LOC", "FAC", "NORP", "EVENT", "PRODUCT", "WORK_OF_ART", "LAW"}
+)
+NUMBERS = frozenset({"CARDINAL", "MONEY", "PERCENT", "QUANTITY"})
+TIMES = frozenset({"DATE", "TIME"})
+COARSE: dict[str, frozenset[str]] = {
+    "person": NAMES,
+    "organization": NAMES,
+    "place": NAMES,
+    "date": TIMES,
+    "number": NUMBERS | TIMES,
+    "money": NUMBERS,
+    "percent": NUMBERS,
+}
+ARGUMENTS = frozenset({"nsubj", "nsubjpass", "dobj", "pobj", "agent", "attr", "prep", "appos"})
+AGREE_LOGITS = 1.0  # another article's answer is shown when its sentence reads this close
+MAX_ANSWERS = 3
+ROLE_SENTENCES = 4  # sentences naming the subject that are parsed for a title
+TITLE_TAGS = frozenset({"NNP", "NNPS", "NN", "JJ", "POS", "HYPH"})
+HONORIFICS = frozenset({"mr", "mrs", "ms", "dr", "sir", "dame", "mr.", "mrs.", "ms.", "dr."})
+_WORD = re.compile(r"[A-Za-z0-9]+(?:['’][a-z]+)?")
+_QUOTED_TITLE = re.compile(r"[“\"]([A-Z][^”\"]{1,80})[”\"]")
+
+
+@dataclass(frozen=True)
+class Finding:
+    """`text` is the file's text at [start, end) of `sentence.source`."""
+
+    text: str
+    sentence: Sentence
+    start: int
+    end: int
+    sources: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class _Candidate:
+    text: str
+    sentence: Sentence
+    position: int  # of its sentence in the pool
+    exact: bool
+    distance: int  # characters to the nearest word of the question; -1: argument of its verb
+    a: int  # offsets in the sentence
+    b: int
+
+    @property
+    def rank(self) -> int:
+        """0: the asked label in the asked relation; 1: the asked label; 2: in the relation
+        ("Moscow ordered ..." for "Who ordered ...?"); 3: a near label."""
+        linked = self.distance < 0
+        return {(True, True): 0, (True, False): 1, (False, True): 2}.get((self.exact, linked), 3)
+
+
+def find(question: Question, pool: Sequence[Sentence], ranked: Sequence[Sentence]) -> list:
+    """The answer phrases for a factual question, best first; [] when none is found."""
+    if question.kind == "role":
+        return _roles(question, ranked)
+    if question.kind in COARSE:
+        return _entities(question, pool, LABELS[question.kind], COARSE[question.kind])
+    if question.kind in LABELS:  # work, event, product, law: only when plainly there
+        found = _entities(question, pool[:1], LABELS[question.kind], LABELS[question.kind])
+        if not found and question.kind == "work":
+            found = _quoted_titles(question, pool[:1])
+        return found
+    return []
+
+
+# -- entities ----------------------------------------------------------------------------------
+def _entities(question, pool, exact: frozenset[str], accepted: frozenset[str]) -> list[Finding]:
+    asked = set(words(question.text))
+    candidates = []
+    docs = nlp.parse_all([s.text for s in pool])
+    for position, (sentence, doc) in enumerate(zip(pool, docs, strict=True)):
+        anchors = _anchors(sentence.text, asked)
+        for ent in doc.ents:
+            if ent.label_ not in accepted:
+                continue
+            own = set(words(ent.text))
+            if not own or own <= asked:
+                continue  # the question's own words are not its answer
+            distance = min((abs(ent.start_char - p) for p in anchors), default=len(doc.text))
+            if question.verb and _argument_of(ent.root, question.verb):
+                distance = -1  # "Sergey Shoigu ... ordered" for "Who ordered ...?"
+            candidates.append(
+                _Candidate(
+                    ent.text,
+                    sentence,
+                    position,
+                    ent.label_ in exact,
+                    distance,
+                    ent.start_char,
+                    ent.end_char,
+                )
+            )
+    return _agreeing(candidates, pool)
+
+
+def _argument_of(token, verb: str) -> bool:
+    """Is `token` the subject or object of a `verb` (a lemma), directly or through a
+    preposition ("ordered by Shoigu")?"""
+    for _ in range(3):
+        if token.dep_ not in ARGUMENTS:
+            return False
+        token = token.head
+        if token.lemma_.lower() == verb:
+            return True
+    return False
+
+
+def _quoted_titles(question: Question, pool) -> list[Finding]:
+    asked = set(words(question.text))
+    candidates = [
+        _Candidate(m[1], s, i, True, 0, m.start(1), m.end(1))
+        for i, s in enumerate(pool)
+        for m in _QUOTED_TITLE.finditer(s.text)
+        if not set(words(m[1])) <= asked
+    ]
+    return _agreeing(candidates, pool)
+
+
+def _anchors(text: str, asked: set[str]) -> list[int]:
+    """Where the question's words stand in `text` (character offsets)."""
+    return [m.start() for m in _WORD.finditer(text) if stem(m[0].lower()) in asked]
+
+
+def _agreeing(candidates: list[_Candidate], pool) -> list[Finding]:
+    """The best candidate and the answers of other articles that read nearly as well, each
+    with every article of the pool that gives it."""
+    if not candidates:
+        return []
+    ordered = sorted(candidates, key=lambda c: (c.position, c.rank, c.distance))
+    best = ordered[0]
+    chosen = [best]
+    for candidate in ordered[1:]:
+        if len(chosen) == MAX_ANSWERS:
+            break
+        # Another answer only where another article says the same thing of someone else:
+        # an entity of the asked label, in the asked relation ("X ordered ...").
+        if candidate.position == best.position or candidate.rank != 0:
+            continue
+        if any(_key(candidate.text) == _key(c.text) for c in chosen):
+            continue
+        if any(candidate.sentence.source == c.sentence.source for c in chosen):
+            continue
+        if _relevance(candidate.sentence) < _relevance(best.sentence) - AGREE_LOGITS:
+            continue
+        if candidate is not _first_in_sentence(ordered, candidate):
+            continue
+        chosen.append(candidate)
+    return [_finding(c, pool) for c in chosen]
+
+
+def _first_in_sentence(ordered: list[_Candidate], candidate: _Candidate) -> _Candidate:
+    return next(c for c in ordered if c.position == candidate.position)
+
+
+def _relevance(sentence) -> float:
+    return sentence.relevance if sentence.relevance is not None else 0.0
+
+
+def _key(text: str) -> str:
+    text = text.casefold().replace("’", "'").removesuffix("'s")
+    return " ".join(text.removeprefix("the ").split())
+
+
+def _finding(candidate: _Candidate, pool) -> Finding:
+    key = _key(candidate.text)
+    sources = [candidate.sentence.source] + [
+        s.source for s in pool if key in " ".join(s.text.casefold().replace("’", "'").split())
+    ]
+    start = candidate.sentence.start + candidate.a
+    return Finding(
+        candidate.text,
+        candidate.sentence,
+        start,
+        start + (candidate.b - candidate.a),
+        tuple(dict.fromkeys(sources)),
+    )
+
+
+# -- roles -------------------------------------------------------------------------------------
+def _roles(question: Question, ranked: Sequence[Sentence]) -> list[Finding]:
+    """The title or description of `question.subject` in the sentences that name it."""
+    name = [
+        w.casefold().removesuffix("'s").removesuffix("’s")
+        for w in (question.subject or "").split()
+        if w.lower() not in HONORIFICS
+    ]
+    if not name:
+        return []
+    naming = [s for s in ranked if name[-1] in s.text.casefold()][:ROLE_SENTENCES]
+    candidates = []
+    for position, sentence in enumerate(naming):
+        span = _title_of(nlp.parse(sentence.text), set(name))
+        if span is not None:
+            a, b = span
+            candidates.append(_Candidate(sentence.text[a:b], sentence, position, True, 0, a, b))
+    return _agreeing(candidates, naming)[:1]
+
+
+def _title_of(doc, name: set[str]) -> tuple[int, int] | None:
+    """Character span of the title before the name, or of the apposition after it."""
+    i = 0
+    while i < len(doc):
+        if doc[i].text.casefold() not in name:
+            i += 1
+            continue
+        first = last = doc[i]
+        while last.i + 1 < len(doc) and doc[last.i + 1].text.casefold() in name:
+            last = doc[last.i + 1]
+        i = last.i + 1
+        title = _title_before(doc, first, last)
+        if title is not None:
+            return title
+        apposition = _apposition(last)
+        if apposition is not None:
+            return apposition
+    return None
+
+
+def _title_before(doc, first, last) -> tuple[int, int] | None:
+    """ "Russian Defense Minister" in "Russian Defense Minister Sergey Shoigu"; "CNN's
+    Christiane Amanpour" when the title is only a possessive."""
+    i = first.i - 1
+    start = None
+    while i >= 0:
+        token = doc[i]
+        if token.tag_ in TITLE_TAGS or (token.is_title and not token.is_punct and i > 0):
+            start = i  # "Under" in "Under Secretary" is tagged a preposition
+        elif token.lower_ in ("of", "for", "and") and start is not None:
+            pass  # "Under Secretary of Defense for Policy"
+        else:
+            break
+        i -= 1
+    if start is None:
+        return None
+    while doc[start].lower_ in ("of", "for", "and"):
+        start += 1
+    before = [t for t in doc[start : first.i] if t.tag_ != "POS"]
+    if not before or all(t.lower_.strip(".") in HONORIFICS for t in before):
+        return None
+    end = doc[first.i - 1]
+    if end.tag_ == "POS":  # "CNN's": the title is the employer; keep the name with it
+        end = last
+    return doc[start].idx, end.idx + len(end.text)
+
+
+def _apposition(name) -> tuple[int, int] | None:
+    """ "the head of the NATO military alliance" in "Jens Stoltenberg, the head of ... ,"."""
+    for child in name.children:
+        if child.dep_ == "appos":
+            tokens = [t for t in child.subtree if not t.is_punct]
+            if tokens:
+                return tokens[0].idx, tokens[-1].idx + len(tokens[-1].text)
+    return None
+
+
+# -- refusals ----------------------------------------------------------------------------------
+def near_miss(question: Question, topic: str | None, period: Period | None) -> str:
+    """Related articles were found, but none holds what is asked (or none from the period)."""
+    when = f" published since {period.since()}" if period is not None else ""
+    asks = f"says {question.asks}" if question.asks else f"answers “{question.text}”"
+    if topic:
+        return f"The articles cover {topic}, but none{when} {asks}."
+    return f"None of the articles{when or ' I found'} {asks}."
+
+
+def not_answered(question: Question, topic: str | None) -> str | None:
+    """Related articles were found, but no sentence in them reads as an answer."""
+    if not topic:
+        return None
+    return f"The articles mention {topic}, but none of them answers “{question.text}”."

@@ -1,0 +1,324 @@
+"""What a question asks for: the kind of answer, and the constraints an answer must meet.
+
+    analyze(question, asked_on) -> Question
+
+The question is parsed with spaCy (`bot.nlp`): the wh-word and the noun it asks about ("which
+*airline*", "what *percentage*", "how *many* minutes") give the kind of answer, and from the
+kind the entity labels that can be one (`LABELS`). When a question has a preamble ("Afghanistan
+was rocked by an earthquake this week. What was the magnitude of the quake?") the sentence
+holding the wh-word decides the kind; the whole question gives the constraints.
+
+Kinds: `person`, `organization`, `place`, `date`, `number`, `money`, `percent` (typed: an
+answer is an entity of one of their labels), `work`, `event`, `product`, `law` (typed, but
+spaCy's small model finds these entities too rarely to insist on them), `role` ("Who is
+Christiane Amanpour?", "What is Sergey Shoigu's job?": a title or description of `subject`),
+`thing` ("which measure", "what special announcement": a specific thing, no entity type), `say`
+("what did X say about Y": the speaker's words) and `open` ("why", "how", "what happened").
+
+Constraints:
+- `period`: a date phrase (spaCy's DATE entities, interpreted by `bot.dates`), relative to the
+  asking day ("this week", "on Tuesday") or absolute ("in June 2022");
+- `names`: the people, organisations, places... the question names (an answer is not one of
+  them: "Which airline agreed to buy Spirit Airlines?" is not answered by "Spirit Airlines");
+- `years`: years the question names ("the 2022 Stanley Cup Finals").
+
+The focus-noun lexicon below is the one list of words here; everything else comes from the
+parse. It maps the nouns a wh-word most often asks about to a kind, the way answer-type
+taxonomies of question answering do; a noun it does not know makes a `thing` question, which
+is answered without an entity check rather than refused.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from dataclasses import dataclass, field
+
+from bot import nlp
+from bot.dates import Period, find_period
+
+TYPED_KINDS = ("person", "organization", "place", "date", "number", "money", "percent")
+LABELS: dict[str, frozenset[str]] = {
+    "person": frozenset({"PERSON"}),
+    "organization": frozenset({"ORG"}),
+    "place": frozenset({"GPE", "LOC", "FAC"}),
+    "date": frozenset({"DATE", "TIME"}),
+    "number": frozenset({"CARDINAL", "QUANTITY", "MONEY", "PERCENT", "TIME", "DATE"}),
+    "money": frozenset({"MONEY"}),
+    "percent": frozenset({"PERCENT"}),
+    "work": frozenset({"WORK_OF_ART"}),
+    "event": frozenset({"EVENT"}),
+    "product": frozenset({"PRODUCT"}),
+    "law": frozenset({"LAW"}),
+}
+NAME_LABELS = frozenset(
+    {"PERSON", "ORG", "GPE", "LOC", "NORP", "FAC", "EVENT", "PRODUCT", "WORK_OF_ART", "LAW"}
+)
+
+FOCUS_KINDS: dict[str, str] = {
+    noun: kind
+    for kind, nouns in {
+        "person": """person people man woman star celebrity actor actress singer rapper musician
+            player athlete quarterback coach president leader official politician senator
+            lawmaker governor mayor minister member candidate nominee judge ceo executive founder
+            billionaire comedian host author writer director journalist anchor reporter legend
+            icon spokesperson spokesman spokeswoman secretary ambassador king queen prince
+            princess pope general officer suspect victim winner champion pundit investor
+            entrepreneur scientist astronaut doctor lawyer attorney prosecutor owner chairman
+            chairwoman lady rival opponent successor predecessor""",
+        "organization": """company firm airline carrier automaker carmaker manufacturer maker
+            retailer chain brand bank network broadcaster channel newspaper outlet publication
+            agency organization organisation party team club franchise school university
+            college league union startup business studio charity court committee
+            government administration department ministry army military""",
+        "place": """country nation state city town village region province county continent
+            island capital place location area territory park neighborhood neighbourhood
+            district site venue stadium airport border river lake mountain volcano sea ocean""",
+        "date": "year month day date decade century era",
+        "number": """number amount figure magnitude total count age score size population height
+            length distance weight speed temperature""",
+        "money": "price cost sum fee salary fine value worth budget revenue profit debt fortune",
+        "percent": "percentage percent proportion rate",
+        "work": """show series movie film book novel song album play musical documentary
+            episode painting sitcom drama program programme""",
+        "event": "event holiday festival award awards tournament championship ceremony summit",
+        "product": "product vaccine drug car vehicle phone device weapon aircraft",
+        "law": "law bill act legislation amendment treaty",
+        "role": "job role title position post occupation profession",
+    }.items()
+    for noun in nouns.split()
+}
+# "how many minutes" is a number, "how long" a duration, "how much" an amount of anything.
+HOW_KINDS = {"many": "number", "much": "number", "old": "number", "long": "date", "far": "number"}
+SAY_LEMMAS = frozenset(
+    """say tell think write claim argue announce mean reply respond warn add state tweet
+    believe suggest insist""".split()
+)
+WH_TAGS = frozenset({"WDT", "WP", "WP$", "WRB"})
+
+
+@dataclass(frozen=True)
+class Question:
+    text: str
+    kind: str = "open"
+    wh: str | None = None  # the wh-word, lower case
+    focus: str | None = None  # the noun asked about: "airline"
+    subject: str | None = None  # who a `role` question is about; who speaks in a `say` one
+    topic: str | None = None  # what a `say` question is about
+    names: tuple[str, ...] = ()
+    years: tuple[int, ...] = ()
+    period: Period | None = None
+    asks: str | None = None  # the wh-clause as an indirect question: "which airline made..."
+    clause: str | None = None  # the sentence with the wh-word, when there is a preamble
+    verb: str | None = None  # the lemma of the verb the wh-phrase hangs from: "order"
+    labels: frozenset[str] = field(default_factory=frozenset)
+
+    @property
+    def typed(self) -> bool:
+        """Answered by an entity of `labels` that spaCy finds reliably."""
+        return self.kind in TYPED_KINDS
+
+    @property
+    def factual(self) -> bool:
+        """Asks for a fact a short phrase can give (not "what did X say", not "why")."""
+        return self.kind not in ("say", "open")
+
+
+def analyze(question: str, asked_on: dt.date | None = None) -> Question:
+    doc = nlp.parse(question)
+    names = tuple(
+        dict.fromkeys(
+            e.text.removesuffix("'s").removesuffix("’s")
+            for e in doc.ents
+            if e.label_ in NAME_LABELS
+        )
+    )
+    years = tuple(sorted({int(t.text) for t in doc if re.fullmatch(r"(?:19|20)\d\d", t.text)}))
+    period = _period(doc, question, asked_on)
+    wh = _wh_token(doc)
+    base = Question(question, names=names, years=years, period=period)
+    if wh is None:
+        return base
+    sentence = wh.sent
+    kind, focus, subject = _kind(wh)
+    topic = None
+    if kind == "say":
+        subject, topic = _say_parts(wh)
+    labels = LABELS.get(kind, frozenset())
+    return Question(
+        question,
+        kind=kind,
+        wh=wh.lower_,
+        focus=focus,
+        subject=subject,
+        topic=topic,
+        names=names,
+        years=years,
+        period=period,
+        asks=_indirect(sentence, wh),
+        clause=sentence.text.strip() if len(list(doc.sents)) > 1 else None,
+        verb=_verb(wh),
+        labels=labels,
+    )
+
+
+def _period(doc, question: str, asked_on: dt.date | None) -> Period | None:
+    """The first date phrase that names a period; a relative one wins over an absolute one."""
+    found = [find_period(e.text, asked_on) for e in doc.ents if e.label_ in ("DATE", "TIME")]
+    found.append(find_period(question, asked_on))  # "recently" is no DATE entity
+    periods = [p for p in found if p is not None]
+    relative = [p for p in periods if p.relative]
+    return (relative or periods or [None])[0]
+
+
+def _wh_token(doc):
+    """The wh-word the question turns on: in the last sentence that has one."""
+    candidates = [t for t in doc if t.tag_ in WH_TAGS and t.lower_ != "that"]
+    return candidates[-1] if candidates else None
+
+
+def _kind(wh) -> tuple[str, str | None, str | None]:
+    """(kind, focus noun, subject) from the wh-word and its neighbours in the parse."""
+    word = wh.lower_
+    following = wh.doc[wh.i + 1] if wh.i + 1 < len(wh.doc) else None
+    if word == "when":
+        return "date", None, None
+    if word == "where":
+        return "place", None, None
+    if word == "why":
+        return "open", None, None
+    if word == "how":
+        if following is not None and following.lower_ in HOW_KINDS:
+            focus = _noun_after(following)
+            kind = HOW_KINDS[following.lower_]
+            if kind == "number" and FOCUS_KINDS.get(focus or "") in ("money", "percent"):
+                kind = FOCUS_KINDS[focus]
+            return kind, focus, None
+        return "open", None, None
+    if word in ("who", "whom", "whose"):
+        subject = _copular_subject(wh)
+        if subject and word == "who":
+            return "role", None, subject
+        return "person", None, None
+    # which / what
+    if word == "what" and _say_verb(wh) is not None:  # "what did X say (about Y)"
+        return "say", None, None
+    focus_token = _focus_token(wh)
+    if focus_token is None:
+        return "open", None, None
+    focus = focus_token.lemma_.lower()
+    kind = FOCUS_KINDS.get(focus, "thing")
+    subject = None
+    if kind == "role":
+        owner = [c for c in focus_token.children if c.dep_ == "poss"]
+        subject = _span_text(owner[0]) if owner else _copular_subject(wh)
+        if not subject:
+            kind = "thing"
+    return kind, focus, subject
+
+
+def _focus_token(wh):
+    """The noun a which/what asks about: "which airline", "which of the cities", "what is the
+    magnitude of", "what is X's job"."""
+    if wh.dep_ == "det" and wh.head.pos_ in ("NOUN", "PROPN"):
+        return wh.head
+    of = [c for c in wh.children if c.dep_ == "prep" and c.lower_ == "of"]
+    if of:
+        objects = [c for c in of[0].children if c.dep_ == "pobj"]
+        if objects:
+            return objects[0]
+    if wh.dep_ in ("attr", "nsubj") and wh.head.lemma_ == "be":
+        subjects = [c for c in wh.head.children if c.dep_ in ("nsubj", "attr") and c.i != wh.i]
+        if subjects and subjects[0].pos_ == "NOUN":
+            return subjects[0]
+    noun = _noun_after(wh)
+    if noun is not None:
+        return next(t for t in reversed(wh.doc[wh.i + 1 :]) if t.lemma_.lower() == noun)
+    return None
+
+
+def _noun_after(token) -> str | None:
+    """The last noun of the modifier-and-noun run right after `token`, as a lemma: "which
+    embattled celebrity" -> celebrity, "which prestigious awards show?" -> show."""
+    doc = token.doc
+    nouns = []
+    for t in doc[token.i + 1 :]:
+        at_end = t.i + 1 == len(doc) or doc[t.i + 1].is_punct
+        if t.pos_ in ("NOUN", "PROPN") or (t.tag_ == "VBP" and nouns and at_end):
+            nouns.append(t)  # a final "show" is often taken for a verb
+        elif t.pos_ == "AUX" or not (
+            t.pos_ in ("ADJ", "ADV") or t.tag_ in ("VBN", "VBG", "VBD") and not nouns
+        ):
+            break
+    return nouns[-1].lemma_.lower() if nouns else None
+
+
+def _copular_subject(wh) -> str | None:
+    """X in "who is X?" / "what is X's job?", when X is a name."""
+    verb = wh.head
+    if verb.lemma_ != "be":
+        return None
+    for child in verb.children:
+        if child.i == wh.i or child.dep_ not in ("nsubj", "attr"):
+            continue
+        if child.pos_ == "PROPN":
+            return _span_text(child)
+    return None
+
+
+def _say_verb(wh):
+    """The verb of saying in "what did/does/has X say/tell/think ...", or None."""
+    for verb in wh.doc[wh.i + 1 :]:
+        if verb.lemma_.lower() not in SAY_LEMMAS or verb.pos_ not in ("VERB", "AUX"):
+            continue
+        children = list(verb.children)
+        if any(c.dep_ == "nsubj" for c in children) and any(
+            c.dep_ == "aux" and c.lemma_ in ("do", "have") for c in children
+        ):
+            return verb
+    return None
+
+
+def _say_parts(wh) -> tuple[str | None, str | None]:
+    """(speaker, topic) of "what did X say about Y"."""
+    verb = _say_verb(wh)
+    speaker = next((_span_text(c) for c in verb.children if c.dep_ == "nsubj"), None)
+    topic = None
+    for child in verb.children:
+        if child.dep_ == "prep" and child.lower_ in ("about", "on", "regarding", "of"):
+            topic = wh.doc[child.i + 1 : child.right_edge.i + 1].text or None
+    return speaker, topic
+
+
+def _verb(wh) -> str | None:
+    """The lemma of the nearest verb above the wh-phrase: "order" in "Who ordered ...",
+    "announce" in "Which airline announced a deal ..."."""
+    token = wh.head if wh.dep_ == "det" else wh
+    for _ in range(3):
+        head = token.head
+        if head.pos_ == "VERB" and head.lemma_.lower() not in ("be", "do", "have"):
+            return head.lemma_.lower()
+        if head.i == token.i:
+            return None
+        token = head
+    return None
+
+
+def _span_text(token) -> str:
+    """The noun phrase `token` heads, without a trailing possessive."""
+    words = [t for t in token.subtree if t.dep_ not in ("case", "punct", "det")]
+    return " ".join(t.text for t in words) if words else token.text
+
+
+def _indirect(sentence, wh) -> str | None:
+    """The question as the object of "says": "which airline announced a deal ..." (only when
+    the wh-word is the subject or part of it, where no inversion needs undoing)."""
+    start = wh.i
+    if wh.dep_ == "det" or (wh.i + 1 < len(wh.doc) and wh.doc[wh.i + 1].lower_ == "of"):
+        subject = wh.head if wh.dep_ == "det" else wh
+        if subject.dep_ not in ("nsubj", "nsubjpass"):
+            return None
+    elif wh.dep_ not in ("nsubj", "nsubjpass"):
+        return None
+    text = wh.doc.text[wh.doc[start].idx : sentence.end_char].strip().rstrip("?!.").strip()
+    return text[0].lower() + text[1:] if text else None

@@ -1,0 +1,247 @@
+"""The reading stage: from retrieved chunks to the sentences that answer, or a plain refusal.
+
+    Reader(policy, reranker).read(question, sentences, lexical) -> Reading
+
+Retrieval (`bot.retrieve`) finds chunks *about* the question; this stage decides whether they
+*answer* it, and with what.
+
+1. Sentences: the top chunks are cut into sentences (`candidates`); a sentence that opens a
+   quotation runs on to the sentence that closes it, so the attribution ("..., he said.")
+   comes along.
+2. Lexical score (`score_lexically`): how much of the question's idf weight a sentence holds,
+   how sure it is that the asked-about speaker is the one speaking (`bot.speakers`), and the
+   retrieval score of its chunk. Cheap: every candidate gets it.
+3. Eligibility: a question about a relative period ("this week", "on Tuesday") can only be
+   answered by an article published in it; undated articles are not ruled out.
+4. Relevance: the cross-encoder (`bot.rerank`) reads the question with each of the `rerank`
+   sentences that score best lexically. A question with a preamble ("Afghanistan was rocked by
+   an earthquake. What was its magnitude?") is scored as the mean of the whole question and its
+   wh-sentence: the preamble alone would favour sentences that repeat it.
+   "What did X say" questions skip this: ranking by speaker and topic words measured as well
+   on them, and the reranker reads nothing that the speaker rules do not already weigh.
+5. Decide (`Policy`, calibrated on the dev sets, see README "Answer quality"):
+   - no eligible sentence -> near miss ("none published since 2022-07-21 says ...");
+   - the best eligible sentence's relevance below `answer_logit` -> nothing answers;
+   - a question of a typed kind (who, which country, how many, when ...) whose best eligible
+     sentences hold no entity of that kind that the question does not already name -> near
+     miss ("none says which airline ...");
+   - otherwise: the quotes, and for factual questions the answer phrase (`bot.findings`).
+
+Without the reranker (`NEWSBOT_RERANK=off`) steps 4-5 fall back to the lexical score and its
+coverage threshold, as before the reading stage existed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from bot import findings
+from bot.question import Question
+from bot.retrieve import Hit
+from bot.speakers import regex_speaker_score
+from index.chunking import split_sentences
+from index.lexical import words
+
+OPEN_QUOTES = "“"
+CLOSE_QUOTES = "”"
+
+
+@dataclass(frozen=True)
+class Policy:
+    """Every threshold of the reading stage, in one place. Calibrated on the dev sets of the
+    evaluation kit (rtqa, polnear, nearmiss, off-corpus); README "Answer quality"."""
+
+    passages: int = 8  # chunks whose sentences are candidates
+    rerank: int = 12  # sentences the cross-encoder reads
+    max_quote_chars: int = 600
+    chunk_power: float = 3.0  # how much a sentence's lexical score follows its chunk's rank
+    # Relevance (mean cross-encoder logit) the best eligible sentence must reach. Swept -3..3:
+    # -2 keeps false refusals at 0.04 (rtqa) and refuses 0.88 of the near misses.
+    answer_logit: float = -2.0
+    # A typed question needs an entity of its kind in one of its `typed_sentences` best
+    # sentences of at least this relevance. Swept -2..2.
+    typed_logit: float = 0.0
+    typed_sentences: int = 5
+    margin: float = 6.0  # quotes within this many logits of the best one
+    # "what did X say": a further quote must hold this share of the best one's topic words.
+    say_coverage: float = 0.25
+    min_sentence_coverage: float = 0.3  # without the reranker: lexical coverage to answer
+
+
+@dataclass
+class Sentence:
+    """A quotable sentence of a retrieved chunk; `start`/`end` are offsets in its file."""
+
+    text: str
+    start: int
+    end: int
+    hit: Hit
+    rank: int  # of its chunk in the retrieval
+    coverage: float = 0.0
+    speaker: float = 0.0
+    lexical: float = 0.0
+    relevance: float | None = None
+    eligible: bool = True
+
+    @property
+    def source(self) -> str:
+        return self.hit.source
+
+    @property
+    def day(self) -> int:
+        return int(self.hit.meta.get("day") or 0)
+
+    @property
+    def score(self) -> float:
+        return self.lexical if self.relevance is None else self.relevance
+
+
+@dataclass
+class Reading:
+    """The quotes to show and the answer phrases; or a refusal, with the specific reason when
+    related articles were found (`reason`; None: nothing related, say so generally)."""
+
+    chosen: list[Sentence] = field(default_factory=list)
+    answers: list[findings.Finding] = field(default_factory=list)
+    refused: bool = False
+    reason: str | None = None
+
+
+def refusal(reason: str | None = None) -> Reading:
+    return Reading(refused=True, reason=reason)
+
+
+# -- 1. sentences ------------------------------------------------------------------------------
+def candidates(hits: Sequence[Hit], max_chars: int) -> list[Sentence]:
+    seen: set[tuple[str, int]] = set()
+    found = []
+    for rank, hit in enumerate(hits):
+        base = int(hit.meta["start"])
+        spans = split_sentences(hit.text)
+        for i, (a, b) in enumerate(spans):
+            key = (hit.source, base + a)
+            if key in seen:
+                continue
+            seen.add(key)
+            a, b = _extend_quotation(hit.text, spans, i)
+            if b - a > max_chars:
+                b = a + (spans[i][1] - spans[i][0])
+            found.append(Sentence(hit.text[a:b], base + a, base + b, hit, rank))
+    return found
+
+
+def _extend_quotation(text: str, spans: list[tuple[int, int]], i: int) -> tuple[int, int]:
+    """Extend sentence i to the end of a quotation it opens, so the attribution comes along."""
+    a, b = spans[i]
+    sentence = text[a:b]
+    opens = sentence.count(OPEN_QUOTES) - sentence.count(CLOSE_QUOTES)
+    straight = sentence.count('"') % 2 == 1
+    if opens <= 0 and not straight:
+        return a, b
+    for j in range(i + 1, min(i + 4, len(spans))):
+        following = text[spans[j][0] : spans[j][1]]
+        if CLOSE_QUOTES in following or (straight and '"' in following):
+            return a, spans[j][1]
+    return a, b
+
+
+# -- 2. lexical score --------------------------------------------------------------------------
+def score_lexically(
+    sentences: list[Sentence], weights: dict[str, float], speaker: set[str], power: float
+) -> None:
+    """Coverage of the question's idf `weights`, speaker certainty, and the chunk's score."""
+    total = sum(weights.values()) or 1.0
+    top = max((s.hit.score for s in sentences), default=1.0) or 1.0
+    for s in sentences:
+        present = set(words(s.text))
+        s.coverage = sum(v for w, v in weights.items() if w in present) / total
+        s.speaker = regex_speaker_score(s, sentences, speaker) if speaker else 0.0
+        s.lexical = s.coverage * (1.0 + s.speaker) * (max(s.hit.score, 0.0) / top) ** power
+
+
+# -- 3.-5. reading -----------------------------------------------------------------------------
+class Reader:
+    def __init__(self, policy: Policy, reranker=None, max_quotes: int = 5):
+        self.policy = policy
+        self.reranker = reranker
+        self.max_quotes = max_quotes
+
+    def read(self, question: Question, sentences: list[Sentence], topic: str) -> Reading:
+        """`sentences` scored lexically; `topic` names what the retrieved articles are about
+        (for a refusal that says what was found)."""
+        policy = self.policy
+        if not sentences:
+            return refusal()
+        period = question.period if question.period and question.period.relative else None
+        for s in sentences:
+            s.eligible = period is None or s.day == 0 or period.holds(s.day)
+        eligible = [s for s in sentences if s.eligible]
+        if not eligible:
+            return refusal(findings.near_miss(question, topic, period))
+
+        if self.reranker is not None and question.kind != "say":
+            self._rerank(question, eligible)
+        ranked = sorted(eligible, key=lambda s: -s.score)
+        best = ranked[0]
+        if best.relevance is not None and best.relevance < policy.answer_logit:
+            return refusal(findings.not_answered(question, topic))
+        if best.relevance is None and (
+            best.lexical <= 0 or best.coverage < policy.min_sentence_coverage
+        ):
+            return refusal()
+
+        answers: list[findings.Finding] = []
+        if question.factual:
+            pool = [
+                s
+                for s in ranked[: policy.typed_sentences]
+                if s.relevance is None or s.relevance >= policy.typed_logit
+            ]
+            answers = findings.find(question, pool, ranked)
+            if question.typed and not answers:
+                return refusal(findings.near_miss(question, topic, None))
+        return Reading(chosen=self._quotes(question, ranked), answers=answers)
+
+    def _rerank(self, question: Question, sentences: list[Sentence]) -> None:
+        by_lexical = sorted(sentences, key=lambda s: -s.lexical)[: self.policy.rerank]
+        texts = [s.text for s in by_lexical]
+        scores = self.reranker.score(question.text, texts)
+        clause = question.clause
+        if clause and clause != question.text:
+            scores = (scores + self.reranker.score(clause, texts)) / 2.0
+        for s, score in zip(by_lexical, scores, strict=True):
+            s.relevance = float(score)
+        floor = min((s.relevance for s in by_lexical), default=0.0) - 1.0
+        for s in sentences:
+            if s.relevance is None:
+                s.relevance = floor  # not read: below everything that was
+
+    def _quotes(self, question: Question, ranked: list[Sentence]) -> list[Sentence]:
+        best = ranked[0]
+        chosen: list[Sentence] = []
+        for s in ranked:
+            if len(chosen) >= self.max_quotes:
+                break
+            if s.relevance is not None and s.relevance < best.relevance - self.policy.margin:
+                break
+            if s.relevance is None and s.lexical <= 0:
+                break
+            if question.kind == "say" and (
+                s.speaker < 0  # someone else's words are not X's
+                or chosen
+                and s.coverage < self.policy.say_coverage * best.coverage
+            ):
+                continue
+            if any(s.source == o.source and s.start < o.end and o.start < s.end for o in chosen):
+                continue
+            chosen.append(s)
+        return chosen
+
+
+def idf_weights(bm25, question_words: list[str], topic: str | None, speaker: set[str]):
+    """The words a sentence should hold, weighted by idf: the topic's when a "what did X say
+    about Y" names one, else the question's, less the speaker's own name."""
+    focus = words(topic) if topic else list(question_words)
+    focus = [w for w in focus if w not in speaker] or focus
+    return {w: bm25.idf(w) for w in set(focus)}
