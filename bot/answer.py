@@ -43,7 +43,7 @@ from bot.types import Answer, DirectAnswer, IndexStats, Passage, Quote
 from index.articles import read_source_text
 from index.embeddings import make_embedder
 from index.errors import NewsbotError
-from index.lexical import cache_path, words
+from index.lexical import cache_path, stem, words
 from index.store import ChunkStore, chunking_id
 
 log = logging.getLogger(__name__)
@@ -242,6 +242,8 @@ class Answerer:
         # With the reranker, a question it reads is judged by what it reads; the lexical gate
         # is for "what did X say" questions (which it does not read) and for working without it.
         lexical_gate = self.reader.reranker is None or asked.kind == "say"
+        if asked.kind == "say":  # "think" in "what does X think" is not what X's words hold
+            query_words = [w for w in query_words if w != stem(asked.verb or "")]
         if lexical_gate and not self._covered(query_words, top, speaker):
             return refusal()
         if parsed.speaker and parsed.speaker.lower() in PRONOUNS:
@@ -250,7 +252,7 @@ class Answerer:
         sentences = candidates(top, POLICY.max_quote_chars)
         weights = idf_weights(self.retriever.bm25, query_words, parsed.topic, speaker)
         score_lexically(sentences, weights, speaker, POLICY.chunk_power)
-        reading = self.reader.read(asked, sentences, _topic(asked, top))
+        reading = self.reader.read(asked, sentences, _topic(asked, top), frozenset(speaker))
         if reading.refused:
             return refusal(reading.reason)
 

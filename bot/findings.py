@@ -20,9 +20,9 @@ question asks (`bot.question`):
   the name ("Russian Defense Minister Sergey Shoigu") or the apposition after it ("Jens
   Stoltenberg, the head of the NATO military alliance,"), from the parse of the sentences that
   name the subject.
-- work, event, product, law: an entity of that exact label (or, for a work, a capitalised
-  title in quotation marks) when the best sentence has one; otherwise no direct answer, only
-  the quotes.
+- work, event, product, law: an entity of that exact label in the best sentence, when it is
+  plainly the answer (in the asked relation, or naming the asked-about noun: "the Tony
+  Awards" for "which awards show"); otherwise no direct answer, only the quotes.
 
 When articles disagree, each answer is given with its articles: a second answer counts when it
 is the best candidate of another article's sentence that reads nearly as well (`AGREE_LOGITS`).
@@ -54,8 +54,8 @@ COARSE: dict[str, frozenset[str]] = {
     "place": NAMES,
     "date": TIMES,
     "number": NUMBERS | TIMES,
-    "money": NUMBERS,
-    "percent": NUMBERS,
+    "money": frozenset({"MONEY"}),  # the small model tags sums and shares reliably
+    "percent": frozenset({"PERCENT"}),
 }
 ARGUMENTS = frozenset({"nsubj", "nsubjpass", "dobj", "pobj", "agent", "attr", "prep", "appos"})
 AGREE_LOGITS = 1.0  # another article's answer is shown when its sentence reads this close
@@ -64,7 +64,6 @@ ROLE_SENTENCES = 4  # sentences naming the subject that are parsed for a title
 TITLE_TAGS = frozenset({"NNP", "NNPS", "NN", "JJ", "POS", "HYPH"})
 HONORIFICS = frozenset({"mr", "mrs", "ms", "dr", "sir", "dame", "mr.", "mrs.", "ms.", "dr."})
 _WORD = re.compile(r"[A-Za-z0-9]+(?:['’][a-z]+)?")
-_QUOTED_TITLE = re.compile(r"[“\"]([A-Z][^”\"]{1,80})[”\"]")
 
 
 @dataclass(frozen=True)
@@ -76,6 +75,7 @@ class Finding:
     start: int
     end: int
     sources: tuple[str, ...]
+    linked: bool = False  # stands in the asked relation, or names the asked-about noun
 
 
 @dataclass(frozen=True)
@@ -96,22 +96,30 @@ class _Candidate:
         return {(True, True): 0, (True, False): 1, (False, True): 2}.get((self.exact, linked), 3)
 
 
-def find(question: Question, pool: Sequence[Sentence], ranked: Sequence[Sentence]) -> list:
-    """The answer phrases for a factual question, best first; [] when none is found."""
+@dataclass(frozen=True)
+class Found:
+    answers: list[Finding]  # best first; [] when no phrase can be given as the answer
+    evidence: bool  # the pool holds something of the asked kind (a near label counts)
+
+
+def find(question: Question, pool: Sequence[Sentence], ranked: Sequence[Sentence]) -> Found:
+    """The answer phrases for a factual question, and whether the pool has anything of the
+    kind asked for at all (a typed question without it is a near miss)."""
     if question.kind == "role":
-        return _roles(question, ranked)
+        answers = _roles(question, ranked)
+        return Found(answers, bool(answers))
     if question.kind in COARSE:
-        return _entities(question, pool, LABELS[question.kind], COARSE[question.kind])
-    if question.kind in LABELS:  # work, event, product, law: only when plainly there
-        found = _entities(question, pool[:1], LABELS[question.kind], LABELS[question.kind])
-        if not found and question.kind == "work":
-            found = _quoted_titles(question, pool[:1])
-        return found
-    return []
+        candidates = _entities(question, pool, LABELS[question.kind], COARSE[question.kind])
+        return Found(_agreeing(candidates, pool), bool(candidates))
+    if question.kind in LABELS:  # work, event, product, law: only when plainly the answer
+        candidates = _entities(question, pool[:1], LABELS[question.kind], LABELS[question.kind])
+        answers = [f for f in _agreeing(candidates, pool) if f.linked]
+        return Found(answers, bool(answers))
+    return Found([], False)
 
 
 # -- entities ----------------------------------------------------------------------------------
-def _entities(question, pool, exact: frozenset[str], accepted: frozenset[str]) -> list[Finding]:
+def _entities(question, pool, exact: frozenset[str], accepted: frozenset[str]) -> list:
     asked = set(words(question.text))
     candidates = []
     docs = nlp.parse_all([s.text for s in pool])
@@ -120,24 +128,51 @@ def _entities(question, pool, exact: frozenset[str], accepted: frozenset[str]) -
         for ent in doc.ents:
             if ent.label_ not in accepted:
                 continue
-            own = set(words(ent.text))
-            if not own or own <= asked:
+            span = _trimmed(ent, asked)
+            if span is None or _named_in(ent, question, asked):
                 continue  # the question's own words are not its answer
             distance = min((abs(ent.start_char - p) for p in anchors), default=len(doc.text))
             if question.verb and _argument_of(ent.root, question.verb):
                 distance = -1  # "Sergey Shoigu ... ordered" for "Who ordered ...?"
+            if question.focus and question.focus in {t.lemma_.lower() for t in ent}:
+                distance = -1  # "the Dnipro River" for "Which river ...?"
             candidates.append(
                 _Candidate(
-                    ent.text,
+                    doc.text[span.start_char : span.end_char],
                     sentence,
                     position,
                     ent.label_ in exact,
                     distance,
-                    ent.start_char,
-                    ent.end_char,
+                    span.start_char,
+                    span.end_char,
                 )
             )
-    return _agreeing(candidates, pool)
+    return candidates
+
+
+def _trimmed(ent, asked: set[str]):
+    """The entity without the question's own words in front ("Under Secretary of Defense for
+    Policy Colin Kahl", asked about the Under Secretary: "Colin Kahl"; "the Dnipro River" keeps
+    its "River"); None when it is only the question's words."""
+    tokens = list(ent)
+
+    def given(token) -> bool:
+        own = words(token.text)
+        return not own or set(own) <= asked
+
+    if all(given(t) for t in tokens):
+        return None
+    while given(tokens[0]):
+        tokens.pop(0)
+    return ent.doc[tokens[0].i : tokens[-1].i + 1]
+
+
+def _named_in(ent, question: Question, asked: set[str]) -> bool:
+    """The entity is one the question names ("Jens Stoltenberg" for "Who will replace
+    Stoltenberg?"): its head word is the question's -- unless that is the noun asked about
+    ("the Dnipro River" for "Which river ...?")."""
+    head = ent.root
+    return stem(head.lower_) in asked and head.lemma_.lower() != question.focus
 
 
 def _argument_of(token, verb: str) -> bool:
@@ -152,28 +187,20 @@ def _argument_of(token, verb: str) -> bool:
     return False
 
 
-def _quoted_titles(question: Question, pool) -> list[Finding]:
-    asked = set(words(question.text))
-    candidates = [
-        _Candidate(m[1], s, i, True, 0, m.start(1), m.end(1))
-        for i, s in enumerate(pool)
-        for m in _QUOTED_TITLE.finditer(s.text)
-        if not set(words(m[1])) <= asked
-    ]
-    return _agreeing(candidates, pool)
-
-
 def _anchors(text: str, asked: set[str]) -> list[int]:
     """Where the question's words stand in `text` (character offsets)."""
     return [m.start() for m in _WORD.finditer(text) if stem(m[0].lower()) in asked]
 
 
 def _agreeing(candidates: list[_Candidate], pool) -> list[Finding]:
-    """The best candidate and the answers of other articles that read nearly as well, each
-    with every article of the pool that gives it."""
-    if not candidates:
+    """The best candidate of the asked label and the answers of other articles that read
+    nearly as well, each with every article of the pool that gives it. Near labels (a person
+    for "which country") are never stated as the answer."""
+    ordered = sorted(
+        (c for c in candidates if c.exact), key=lambda c: (c.position, c.rank, c.distance)
+    )
+    if not ordered:
         return []
-    ordered = sorted(candidates, key=lambda c: (c.position, c.rank, c.distance))
     best = ordered[0]
     chosen = [best]
     for candidate in ordered[1:]:
@@ -220,6 +247,7 @@ def _finding(candidate: _Candidate, pool) -> Finding:
         start,
         start + (candidate.b - candidate.a),
         tuple(dict.fromkeys(sources)),
+        candidate.distance < 0,
     )
 
 
@@ -315,3 +343,10 @@ def not_answered(question: Question, topic: str | None) -> str | None:
     if not topic:
         return None
     return f"The articles mention {topic}, but none of them answers “{question.text}”."
+
+
+def not_quoted(question: Question, topic: str | None) -> str:
+    """ "What did X say" where the articles name X but never give X's words."""
+    who = question.subject or "them"
+    about = f" about {question.topic}" if question.topic else ""
+    return f"The articles mention {who}, but none of them quotes {who}{about}."

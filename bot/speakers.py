@@ -23,9 +23,8 @@ Y", `python -m benchmarks.speakers`, figures in BENCHMARKS.md):
 Equal where it counts (answer accuracy in the first 800 characters: 0.977 either way), so the
 patterns rank the candidates. The parse has the better precision about *who* speaks -- it
 knows that "Mr Stoltenberg said ..., where he met Prime Minister Rishi Sunak" is not Sunak
-speaking, which the patterns score as his -- so it checks the few sentences an answer will
-quote (`bot.read`): a sentence where the parse sees only someone else speaking is not quoted as
-X's words.
+speaking, which the patterns score as his -- so it checks the few best sentences that name X
+(`bot.read`): one where the parse sees only someone else speaking is not quoted as X's words.
 """
 
 from __future__ import annotations
@@ -46,6 +45,7 @@ PRONOUNS = frozenset({"he", "she", "they", "i", "we"})
 SUBJECTS = ("nsubj", "nsubjpass")
 
 NAMED, REFERRED, MENTIONED, NOBODY, SOMEONE_ELSE = 1.0, 0.8, 0.3, 0.0, -0.7
+ANTECEDENT_SENTENCES = 2  # "he" / "the NATO chief" refers to someone named this close before
 
 
 @dataclass(frozen=True)
@@ -153,9 +153,11 @@ def regex_speaker_score(sentence, sentences, speaker: set[str]) -> float:
     if named and speech:
         return NAMED
     if speech and (PRONOUN_SUBJECT.search(text) or ROLE.search(text)):
+        # X must be named just before ("..." he said), not anywhere earlier in the passage.
         before = [o for o in sentences if o.hit is sentence.hit and o.end <= sentence.start]
         title = sentence.hit.meta.get("title") or ""
-        if any(speaker & set(words(o.text)) for o in before) or speaker & set(words(title)):
+        near = before[-ANTECEDENT_SENTENCES:]
+        if any(speaker & set(words(o.text)) for o in near) or speaker & set(words(title)):
             return REFERRED
     if named:
         return MENTIONED
