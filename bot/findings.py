@@ -58,6 +58,9 @@ COARSE: dict[str, frozenset[str]] = {
     "percent": frozenset({"PERCENT"}),
 }
 ARGUMENTS = frozenset({"nsubj", "nsubjpass", "dobj", "pobj", "agent", "attr", "prep", "appos"})
+# What counts as evidence of the asked kind, where it is narrower than what may be an answer:
+# a question about a person needs a person (or a name in the asked relation), not any name.
+EVIDENCE: dict[str, frozenset[str]] = {"person": frozenset({"PERSON"})}
 AGREE_LOGITS = 1.0  # another article's answer is shown when its sentence reads this close
 MAX_ANSWERS = 3
 ROLE_SENTENCES = 4  # sentences naming the subject that are parsed for a title
@@ -83,6 +86,7 @@ class _Candidate:
     text: str
     sentence: Sentence
     position: int  # of its sentence in the pool
+    label: str
     exact: bool
     distance: int  # characters to the nearest word of the question; -1: argument of its verb
     a: int  # offsets in the sentence
@@ -110,7 +114,11 @@ def find(question: Question, pool: Sequence[Sentence], ranked: Sequence[Sentence
         return Found(answers, bool(answers))
     if question.kind in COARSE:
         candidates = _entities(question, pool, LABELS[question.kind], COARSE[question.kind])
-        return Found(_agreeing(candidates, pool), bool(candidates))
+        evidence = EVIDENCE.get(question.kind, COARSE[question.kind])
+        return Found(
+            _agreeing(candidates, pool),
+            any(c.label in evidence or c.distance < 0 for c in candidates),
+        )
     if question.kind in LABELS:  # work, event, product, law: only when plainly the answer
         candidates = _entities(question, pool[:1], LABELS[question.kind], LABELS[question.kind])
         answers = [f for f in _agreeing(candidates, pool) if f.linked]
@@ -141,6 +149,7 @@ def _entities(question, pool, exact: frozenset[str], accepted: frozenset[str]) -
                     doc.text[span.start_char : span.end_char],
                     sentence,
                     position,
+                    ent.label_,
                     ent.label_ in exact,
                     distance,
                     span.start_char,
@@ -193,11 +202,12 @@ def _anchors(text: str, asked: set[str]) -> list[int]:
 
 
 def _agreeing(candidates: list[_Candidate], pool) -> list[Finding]:
-    """The best candidate of the asked label and the answers of other articles that read
-    nearly as well, each with every article of the pool that gives it. Near labels (a person
-    for "which country") are never stated as the answer."""
+    """The best candidate and the answers of other articles that read nearly as well, each
+    with every article of the pool that gives it. A near label (a person for "which country")
+    is stated as the answer only when it stands in the asked relation ("Stoltenberg told
+    CNN's Amanpour" for "Who did Stoltenberg tell ...?": CNN)."""
     ordered = sorted(
-        (c for c in candidates if c.exact), key=lambda c: (c.position, c.rank, c.distance)
+        (c for c in candidates if c.rank < 3), key=lambda c: (c.position, c.rank, c.distance)
     )
     if not ordered:
         return []
@@ -267,7 +277,9 @@ def _roles(question: Question, ranked: Sequence[Sentence]) -> list[Finding]:
         span = _title_of(nlp.parse(sentence.text), set(name))
         if span is not None:
             a, b = span
-            candidates.append(_Candidate(sentence.text[a:b], sentence, position, True, 0, a, b))
+            candidates.append(
+                _Candidate(sentence.text[a:b], sentence, position, "TITLE", True, 0, a, b)
+            )
     return _agreeing(candidates, naming)[:1]
 
 

@@ -78,7 +78,7 @@ FOCUS_KINDS: dict[str, str] = {
         "number": """number amount figure magnitude total count age score size population height
             length distance weight speed temperature""",
         "money": "price cost sum fee salary fine value worth budget revenue profit debt fortune",
-        "percent": "percentage percent proportion rate",
+        "percent": "percentage percent proportion rate share",
         "work": """show series movie film book novel song album play musical documentary
             episode painting sitcom drama program programme""",
         "event": "event holiday festival award awards tournament championship ceremony summit",

@@ -14,8 +14,8 @@ Retrieval (`bot.retrieve`) finds chunks *about* the question; this stage decides
 3. Eligibility: a question about a relative period ("this week", "on Tuesday") is answered
    only from articles published in it; undated articles are not ruled out.
 4. Relevance: the cross-encoder (`bot.rerank`) reads the question with each of the `rerank`
-   sentences that score best lexically (95% of the sentences that hold a dev answer are among
-   the top 16, 93% among the top 12; each costs ~11 ms). A question with a preamble
+   sentences that score best lexically (for 96% of the dev questions a sentence that holds the
+   answer is among the 12; each pair costs ~11 ms). A question with a preamble
    ("Afghanistan was rocked by an earthquake. What was its magnitude?") scores as the mean of
    the whole question and its wh-sentence: on such dev questions the answer's sentence ranked
    first for 0.65 of them against 0.47 with the whole question alone.
@@ -65,7 +65,7 @@ class Policy:
     answer_logit: float = -2.0
     # A typed question needs an entity of its kind in one of its `typed_sentences` best
     # sentences of at least this relevance. Swept -2..2.
-    typed_logit: float = 0.0
+    typed_logit: float = -3.0
     typed_sentences: int = 5
     margin: float = 6.0  # quotes within this many logits of the best one
     # "what did X say": a further quote must hold this share of the best one's topic words.
