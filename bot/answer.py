@@ -155,6 +155,9 @@ class Answerer:
         understood_at = time.perf_counter()
         days = asked.period.days if asked.period else None
         query_words = words(parsed.standalone) + parsed.extra_words
+        # "this week" says when, not what: the articles need not contain the words.
+        when = set(words(asked.period.phrase)) if asked.period else set()
+        query_words = [w for w in query_words if w not in when]
         hits = self.retriever.retrieve(
             parsed.standalone,
             max(self.settings.top_k, POLICY.passages),
@@ -163,7 +166,7 @@ class Answerer:
             recent=None if days else recent_days(asked_on),
         )
         retrieved_at = time.perf_counter()
-        answer = self._read(question, parsed, asked, hits, query_words)
+        answer = self._read(question, parsed, asked, hits, query_words, when)
         answer.timings = {
             "understand": round(understood_at - started, 4),
             "retrieve": round(retrieved_at - understood_at, 4),
@@ -203,7 +206,13 @@ class Answerer:
 
     # -- reading ----------------------------------------------------------------------------
     def _read(
-        self, question: str, parsed: Parsed, asked: Question, hits: list[Hit], query_words
+        self,
+        question: str,
+        parsed: Parsed,
+        asked: Question,
+        hits: list[Hit],
+        query_words: list[str],
+        when: set[str],
     ) -> Answer:
         passages = [
             Passage(
@@ -239,18 +248,21 @@ class Answerer:
                 f"None of the {articles(self.stats().articles)} indexed mentions {unknown}."
             )
         speaker = speaker_words(parsed.speaker or (asked.subject if asked.kind == "say" else None))
-        # With the reranker, a question it reads is judged by what it reads; the lexical gate
-        # is for "what did X say" questions (which it does not read) and for working without it.
+        # With the reranker, a question it reads is judged by what it reads, and by whether its
+        # words exist in the corpus at all; the whole lexical gate is for "what did X say"
+        # questions (which it does not read) and for working without the reranker.
         lexical_gate = self.reader.reranker is None or asked.kind == "say"
         if asked.kind == "say":  # "think" in "what does X think" is not what X's words hold
             query_words = [w for w in query_words if w != stem(asked.verb or "")]
         if lexical_gate and not self._covered(query_words, top, speaker):
             return refusal()
+        if self._unknown_share(query_words) >= MAX_UNKNOWN - self.settings.min_relevance:
+            return refusal()  # "the time complexity of quicksort": words no article has
         if parsed.speaker and parsed.speaker.lower() in PRONOUNS:
             return refusal()  # "what did he say?" with no one named before: who is "he"?
 
         sentences = candidates(top, POLICY.max_quote_chars)
-        weights = idf_weights(self.retriever.bm25, query_words, parsed.topic, speaker)
+        weights = idf_weights(self.retriever.bm25, query_words, parsed.topic, speaker | when)
         score_lexically(sentences, weights, speaker, POLICY.chunk_power)
         reading = self.reader.read(asked, sentences, _topic(asked, top), frozenset(speaker))
         if reading.refused:
@@ -286,12 +298,10 @@ class Answerer:
         "Zorblax"), the share the best retrieved chunk covers, and the best cosine similarity.
         A "what did X say" question also needs X named in a retrieved chunk.
         """
+        unknown = self._unknown_share(query_words)
         bm25 = self.retriever.bm25
         weights = {w: bm25.idf(w) for w in set(query_words)}
         total = sum(weights.values()) or 1.0
-        unknown = sum(v for w, v in weights.items() if bm25.vocab.get(w) is None) / total
-        if len(bm25.vocab) < MIN_VOCABULARY:
-            unknown = 0.0
         coverage = max(
             sum(v for w, v in weights.items() if w in _chunk_words(h)) / total for h in hits
         )
@@ -305,6 +315,15 @@ class Answerer:
             and coverage >= MIN_COVERAGE + margin
             and similarity >= min_similarity + margin
         )
+
+    def _unknown_share(self, query_words) -> float:
+        """The share of the question's idf weight in words no indexed chunk has."""
+        bm25 = self.retriever.bm25
+        if len(bm25.vocab) < MIN_VOCABULARY:
+            return 0.0
+        weights = {w: bm25.idf(w) for w in set(query_words)}
+        total = sum(weights.values()) or 1.0
+        return sum(v for w, v in weights.items() if bm25.vocab.get(w) is None) / total
 
     def _unknown_names(self, asked: Question) -> str | None:
         """A name of the question that no indexed article has a word of ("Zorblax")."""

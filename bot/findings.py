@@ -180,8 +180,8 @@ def _named_in(ent, question: Question, asked: set[str]) -> bool:
     """The entity is one the question names ("Jens Stoltenberg" for "Who will replace
     Stoltenberg?"): its head word is the question's -- unless that is the noun asked about
     ("the Dnipro River" for "Which river ...?")."""
-    head = ent.root
-    return stem(head.lower_) in asked and head.lemma_.lower() != question.focus
+    head = stem(ent.root.lower_)
+    return head in asked and head != stem(question.focus or "")
 
 
 def _argument_of(token, verb: str) -> bool:

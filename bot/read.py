@@ -15,7 +15,7 @@ Retrieval (`bot.retrieve`) finds chunks *about* the question; this stage decides
    only from articles published in it; undated articles are not ruled out.
 4. Relevance: the cross-encoder (`bot.rerank`) reads the question with each of the `rerank`
    sentences that score best lexically (for 96% of the dev questions a sentence that holds the
-   answer is among the 12; each pair costs ~11 ms). A question with a preamble
+   answer is among the 14; each pair costs ~11 ms). A question with a preamble
    ("Afghanistan was rocked by an earthquake. What was its magnitude?") scores as the mean of
    the whole question and its wh-sentence: on such dev questions the answer's sentence ranked
    first for 0.65 of them against 0.47 with the whole question alone.
@@ -57,12 +57,13 @@ class Policy:
     evaluation kit (rtqa, polnear, nearmiss, off-corpus); README "Answer quality"."""
 
     passages: int = 8  # chunks whose sentences are candidates
-    rerank: int = 12  # sentences the cross-encoder reads
+    rerank: int = 14  # sentences the cross-encoder reads (swept 12, 14, 16)
     max_quote_chars: int = 600
     chunk_power: float = 3.0  # how much a sentence's lexical score follows its chunk's rank
-    # Relevance (mean cross-encoder logit) the best eligible sentence must reach. Swept -3..3:
-    # -2 keeps false refusals at 0.04 (rtqa) and refuses 0.88 of the near misses.
-    answer_logit: float = -2.0
+    # Relevance (mean cross-encoder logit) the best eligible sentence must reach. Swept -3..0:
+    # at -2.5 rtqa false refusals are 0.01 and 0.82 of the near misses are refused; -2 refuses
+    # 0.88 of them but also 0.03 of answerable near-miss questions and costs rtqa 0.02 accuracy.
+    answer_logit: float = -2.5
     # A typed question needs an entity of its kind in one of its `typed_sentences` best
     # sentences of at least this relevance. Swept -2..2.
     typed_logit: float = -3.0
@@ -272,9 +273,10 @@ def _others_speaking(sentences: list[Sentence], speaker: frozenset[str]) -> set[
     }
 
 
-def idf_weights(bm25, question_words: list[str], topic: str | None, speaker: set[str]):
+def idf_weights(bm25, question_words: list[str], topic: str | None, leave_out: set[str]):
     """The words a sentence should hold, weighted by idf: the topic's when a "what did X say
-    about Y" names one, else the question's, less the speaker's own name."""
+    about Y" names one, else the question's; less `leave_out` (the speaker's own name, the
+    words of "this week")."""
     focus = words(topic) if topic else list(question_words)
-    focus = [w for w in focus if w not in speaker] or focus
+    focus = [w for w in focus if w not in leave_out] or focus
     return {w: bm25.idf(w) for w in set(focus)}

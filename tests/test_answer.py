@@ -5,6 +5,7 @@ integration test at the end uses the bundled model on the two example articles.
 """
 
 import datetime as dt
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
@@ -101,11 +102,58 @@ def test_date_named_in_question_prefers_that_period(answerer):
     assert march.retrieved[0] == "tariffs.txt"
 
 
+def test_a_question_about_this_week_is_not_answered_from_older_articles(answerer):
+    asked_on = dt.date(2021, 8, 20)  # no article from the week before
+    answer = answerer.answer("What did Smith say about tariffs this week?", asked_on=asked_on)
+    assert answer.refused and answer.kind == "refusal" and not answer.quotes
+    assert "published since 2021-08-13" in answer.text
+    # The same question asked in the week of the article is answered.
+    answer = answerer.answer(
+        "What did Smith say about tariffs this week?", asked_on=dt.date(2021, 3, 5)
+    )
+    assert not answer.refused and answer.sources[0] == "tariffs.txt"
+
+
+def test_a_fact_is_answered_first_and_checked_like_a_quote(answerer, news):
+    answer = answerer.answer("Who disagreed with Senator Alice Smith?")
+    assert answer.kind == "direct"
+    [direct] = answer.direct
+    assert direct.text == "Bob Jones" and direct.sources == ("tariffs.txt",)
+    text = (news / direct.phrase.source).read_text(encoding="utf-8")
+    assert text[direct.phrase.start : direct.phrase.end] == "Bob Jones"
+    assert answer.text.startswith("Bob Jones — 1 article\n\ntariffs.txt")
+
+
+def test_without_the_reranker_answers_come_from_shared_words(make_settings, news):
+    settings = make_settings(BotSettings, corpus_dir=news, rerank=False)
+    build_index(settings)
+    answerer = Answerer(settings)
+    assert answerer.reader.reranker is None
+    answer = answerer.answer("What did Smith say about tariffs?")
+    assert "Tariffs on steel are a tax on our own farmers" in answer.quotes[0].text
+    assert answerer.answer("How do I reverse a list in Python?").refused
+
+
+def test_answers_from_many_threads_are_those_of_one_at_a_time(answerer):
+    questions = [
+        "What did Smith say about tariffs?",
+        "Who disagreed with Senator Alice Smith?",
+        "What did Jones say about tariffs?",
+        "How much did the drought cut the wheat harvest?",
+        "How do I reverse a list in Python?",
+        "When did the trade talks resume?",
+    ]
+    expected = [answerer.answer(q).text for q in questions]
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        answers = list(pool.map(lambda q: answerer.answer(q).text, questions * 4))
+    assert answers == expected * 4
+
+
 def test_off_corpus_question_is_refused_without_quotes(answerer):
     answer = answerer.answer("How do I reverse a list in Python?")
     assert answer.refused
     assert answer.quotes == [] and answer.sources == []
-    assert "None of the 3 articles indexed mentions Python." == answer.text
+    assert answer.text == "None of the 3 articles indexed mentions Python."
 
 
 def test_unknown_speaker_is_refused(answerer):

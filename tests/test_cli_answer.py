@@ -29,6 +29,22 @@ def test_ask_json_has_the_answer_fields(indexed, run_newsbot, corpus):
     assert quote["text"] in answer["text"]
 
 
+def test_ask_json_gives_the_direct_answer_with_its_offsets(indexed, run_newsbot, corpus):
+    result = run_newsbot("ask", "--json", "How many drones has Iran supplied?", env=indexed)
+    assert result.returncode == 0, result.stderr
+    answer = json.loads(result.stdout)
+    assert answer["kind"] == "direct"
+    [direct] = answer["direct"]
+    phrase = direct["phrase"]
+    assert phrase["text"] == "hundreds" and direct["sources"] == ["drones.txt"]
+    text = (corpus / phrase["source"]).read_text(encoding="utf-8")
+    assert text[phrase["start"] : phrase["end"]] == "hundreds"
+    assert answer["text"].startswith("hundreds — 1 article\n\ndrones.txt")
+
+    shown = run_newsbot("ask", "How many drones has Iran supplied?", env=indexed)
+    assert shown.stdout.startswith("hundreds — 1 article\ndrones.txt · Iran sends drones")
+
+
 def test_ask_text_and_refusal(indexed, run_newsbot):
     result = run_newsbot("ask", "What is the time complexity of quicksort?", env=indexed)
     assert result.returncode == 0

@@ -8,7 +8,7 @@ import pytest
 
 from bot.answer import format_answer
 from bot.render import render_passages, render_text, use_color
-from bot.types import Answer, Passage, Quote
+from bot.types import Answer, DirectAnswer, Passage, Quote
 
 ANSI = re.compile(r"\x1b\[[0-9;]*m")
 
@@ -93,6 +93,20 @@ def test_a_refusal_is_a_plain_sentence():
         question="q", text="I could not find this in the indexed articles.", refused=True
     )
     assert render_text(refusal, color=True) == "I could not find this in the indexed articles."
+
+
+def test_a_direct_answer_leads_and_disagreeing_articles_each_get_a_line():
+    a = quote("Frontier Airlines agreed to buy Spirit.", "a.txt")
+    b = quote("JetBlue made a rival offer for Spirit.", "b.txt")
+    direct = [
+        DirectAnswer(Quote("Frontier Airlines", "a.txt", 0, 17), ("a.txt", "c.txt")),
+        DirectAnswer(Quote("JetBlue", "b.txt", 0, 7), ("b.txt",)),
+    ]
+    answer = answer_of(a, b, text=format_answer([a, b], direct), direct=direct)
+    lines = render_text(answer).splitlines()
+    assert lines[:2] == ["Frontier Airlines — 2 articles", "JetBlue — 1 article"]
+    assert lines[2] == "a.txt" and lines[3] == f"  > {a.text}"
+    assert render_text(answer, color=True).startswith("\x1b[1mFrontier Airlines — 2 articles")
 
 
 def test_llm_prose_comes_before_the_quotes_it_rests_on():

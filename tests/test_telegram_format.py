@@ -24,7 +24,7 @@ from bot.telegram_format import (
     split_text,
     tg_len,
 )
-from bot.types import Answer, IndexStats, Passage, Quote
+from bot.types import Answer, DirectAnswer, IndexStats, Passage, Quote
 from index.build import BuildReport
 from index.errors import SettingsError
 
@@ -76,13 +76,31 @@ def test_refusal_and_llm_prose_are_shown_as_escaped_text():
     assert_valid([message])
     assert message == "Nothing on &lt;that&gt; &amp; so on.\n\nTry again."
 
-    prose = Answer(
-        question="q", text="He said [1] <yes>.", quotes=[quote("Yes & no.")], kind="llm"
-    )
+    prose = Answer(question="q", text="He said [1] <yes>.", quotes=[quote("Yes & no.")], kind="llm")
     [message] = render_html(prose)
     assert_valid([message])
     assert visible(message).startswith("He said [1] <yes>.")
     assert "<blockquote>Yes &amp; no.</blockquote>" in message
+
+
+def test_a_direct_answer_comes_first_in_bold_with_its_article_count():
+    shoigu = "Russian Defense Minister Sergey Shoigu ordered a withdrawal <now>."
+    evidence = quote(shoigu, "000_x.txt")
+    phrase = Quote("Russian Defense Minister", "000_x.txt", 0, 24, "Title", None)
+    answer = Answer(
+        question="What is Sergey Shoigu's job?",
+        text=format_answer([evidence], [DirectAnswer(phrase, ("000_x.txt",))]),
+        quotes=[evidence],
+        direct=[DirectAnswer(phrase, ("000_x.txt",))],
+    )
+    assert answer.kind == "direct"
+    [message] = render_html(answer)
+    assert_valid([message])
+    assert message.startswith("<b>Russian Defense Minister — 1 article</b>\n")
+    assert (
+        "<blockquote>Russian Defense Minister Sergey Shoigu ordered a withdrawal &lt;now&gt;."
+        in message
+    )
 
 
 def test_quotes_are_grouped_under_their_source_label():

@@ -1,0 +1,222 @@
+"""The reading stage on hand-made sentences: who decides what, with a scripted reranker.
+
+The real spaCy pipeline runs (entities, parses); the reranker is a stand-in that scores by
+table, so each decision of `Reader.read` and each rule of `bot.findings` is tested on its own.
+The real reranker is tested in test_rerank.py, all of it together in test_quality.py.
+"""
+
+import datetime as dt
+
+import pytest
+
+from bot import findings
+from bot.question import analyze
+from bot.read import Policy, Reader, Sentence, candidates
+from bot.retrieve import Hit
+
+ASKED = dt.date(2022, 7, 28)
+
+
+def sentence(text, source="a.txt", date="2022-07-26", relevance=0.0, speaker=0.0, rank=0):
+    day = int(date.replace("-", "")) if date else 0
+    meta = {"source": source, "start": 0, "end": len(text), "date": date, "day": day}
+    hit = Hit(f"{source}#0", text, meta, score=1.0)
+    s = Sentence(text, 0, len(text), hit, rank, coverage=0.5, speaker=speaker, lexical=0.5)
+    s.relevance = relevance  # what the scripted reranker will give it
+    return s
+
+
+class Scripted:
+    """Scores each sentence with the relevance its test gave it."""
+
+    def __init__(self, sentences):
+        self.table = {s.text: s.relevance for s in sentences}
+
+    def score(self, question, texts):
+        import numpy as np
+
+        return np.array([self.table[t] for t in texts], dtype=np.float32)
+
+
+def read(question, sentences, topic=None, speaker=frozenset(), asked_on=ASKED):
+    reader = Reader(Policy(), Scripted(sentences))
+    for s in sentences:
+        s.relevance = None  # the reader scores them
+    return reader.read(analyze(question, asked_on), sentences, topic, speaker)
+
+
+def test_the_best_sentence_and_its_entity_answer():
+    reading = read(
+        "Which airline agreed to buy Spirit Airlines?",
+        [
+            sentence(
+                "Frontier Airlines agreed to buy Spirit Airlines for $2.9 billion.", relevance=8
+            ),
+            sentence("Spirit Airlines flies to Florida.", "b.txt", relevance=3),
+            sentence("Spirit Airlines has a new logo.", "c.txt", relevance=1),  # too far below
+        ],
+    )
+    assert not reading.refused
+    [answer] = reading.answers
+    assert answer.text == "Frontier Airlines" and answer.sources == ("a.txt",)
+    assert [s.source for s in reading.chosen] == ["a.txt", "b.txt"]
+
+
+def test_an_article_from_before_this_week_cannot_say_what_happened_this_week():
+    reading = read(
+        "Which airline announced a deal this week to buy Spirit Airlines?",
+        [
+            sentence(
+                "Frontier Airlines agreed to buy Spirit Airlines.", date="2022-02-07", relevance=9
+            )
+        ],
+        topic="Spirit Airlines",
+    )
+    assert reading.refused
+    assert reading.reason == (
+        "The articles cover Spirit Airlines, but none published since 2022-07-21 says which "
+        "airline announced a deal this week to buy Spirit Airlines."
+    )
+
+
+def test_undated_articles_are_not_ruled_out_by_a_period():
+    reading = read(
+        "Which airline announced a deal this week to buy Spirit Airlines?",
+        [sentence("Frontier Airlines agreed to buy Spirit Airlines.", date=None, relevance=9)],
+    )
+    assert not reading.refused and reading.answers[0].text == "Frontier Airlines"
+
+
+def test_nothing_that_reads_as_an_answer_is_refused():
+    reading = read(
+        "Why did the airline merger fail?",
+        [sentence("Spirit Airlines flies to Florida.", relevance=-6)],
+        topic="Spirit Airlines",
+    )
+    assert reading.refused
+    assert reading.reason.startswith("The articles mention Spirit Airlines, but none of them")
+
+
+def test_a_typed_question_without_anything_of_its_kind_is_a_near_miss():
+    reading = read(
+        "How many drones has Iran delivered to Russia?",
+        [sentence("Iran has delivered drones to Russia, officials said.", relevance=6)],
+        topic="Iran and Russia",
+    )
+    assert reading.refused
+    assert reading.reason == (
+        "The articles cover Iran and Russia, but none answers “How many drones has Iran "
+        "delivered to Russia?”."
+    )
+
+
+def test_the_questions_own_names_are_not_its_answer():
+    reading = read(
+        "Who will replace Stoltenberg as NATO chief?",
+        [sentence("Jens Stoltenberg will stay on as NATO chief.", relevance=2)],
+    )
+    assert reading.refused  # the only person there is the one asked about
+
+
+def test_the_asked_relation_picks_the_entity():
+    reading = read(
+        "Who ordered the withdrawal from Kherson?",
+        [
+            sentence(
+                "Jens Stoltenberg spoke after Defense Minister Sergey Shoigu ordered a "
+                "withdrawal from Kherson.",
+                relevance=7,
+            )
+        ],
+    )
+    assert reading.answers[0].text == "Sergey Shoigu"
+
+
+def test_articles_that_disagree_each_get_their_answer():
+    reading = read(
+        "Which company bought the stadium?",
+        [
+            sentence("Amazon bought the stadium on Monday.", "a.txt", relevance=7),
+            sentence("Microsoft bought the stadium, its rival reported.", "b.txt", relevance=6.5),
+            sentence("Microsoft owns other stadiums.", "c.txt", relevance=6.5),
+        ],
+    )
+    assert [(a.text, a.sources) for a in reading.answers] == [
+        ("Amazon", ("a.txt",)),
+        ("Microsoft", ("b.txt", "c.txt")),
+    ]
+
+
+def test_a_role_is_the_title_before_the_name_or_the_apposition_after_it():
+    title = read(
+        "Who is Sergey Shoigu?",
+        [sentence("Russian Defense Minister Sergey Shoigu ordered a withdrawal.", relevance=1)],
+    )
+    assert title.answers[0].text == "Russian Defense Minister"
+    apposition = read(
+        "Who is Jens Stoltenberg?",
+        [sentence("Jens Stoltenberg, the head of the NATO alliance, spoke to Sky News.")],
+    )
+    assert apposition.answers[0].text == "the head of the NATO alliance"
+    nothing = read("Who is Rishi Sunak?", [sentence("Rishi Sunak met him.", relevance=1)])
+    assert nothing.refused
+
+
+def test_an_answer_phrase_is_cut_from_its_sentence_at_file_offsets():
+    text = "Officials said Iran has supplied hundreds of drones to Russia."
+    s = sentence(text, relevance=5)
+    s.start, s.end = 100, 100 + len(text)
+    reading = read("How many drones has Iran supplied to Russia?", [s])
+    [answer] = reading.answers
+    assert answer.text == "hundreds"
+    assert answer.start == 100 + text.index("hundreds") and answer.end == answer.start + 8
+
+
+def test_say_questions_quote_the_speaker_and_not_someone_else():
+    sunak = sentence(
+        "“We have to wait and see,” Mr Stoltenberg said during a trip to London, where he "
+        "met with Prime Minister Rishi Sunak.",
+        speaker=1.0,  # the patterns credit it to Sunak: named, and a verb of saying
+    )
+    reading = read(
+        "What did Rishi Sunak say about the war?", [sunak], "Rishi Sunak", frozenset({"sunak"})
+    )
+    assert reading.refused
+    assert reading.reason == (
+        "The articles mention Rishi Sunak, but none of them quotes Rishi Sunak about the war."
+    )
+    own = sentence("“The war must end,” Sunak told reporters.", "b.txt", speaker=1.0)
+    reading = read(
+        "What did Rishi Sunak say about the war?", [sunak, own], None, frozenset({"sunak"})
+    )
+    assert [s.text for s in reading.chosen] == [own.text]
+
+
+def test_without_the_reranker_the_lexical_score_decides():
+    reader = Reader(Policy(), None)
+    weak = sentence("Spirit Airlines flies to Florida.", relevance=None)
+    weak.coverage = 0.1
+    assert reader.read(analyze("Why did the merger fail?"), [weak], None).refused
+    strong = sentence("The merger failed because regulators objected.", relevance=None)
+    strong.coverage = 0.9
+    reading = reader.read(analyze("Why did the merger fail?"), [strong], None)
+    assert reading.chosen == [strong]
+
+
+def test_quotations_run_on_to_their_attribution():
+    text = "“We are concerned. That highlights the danger,” he said. Then he left."
+    hit = Hit("x#0", text, {"source": "x.txt", "start": 10, "end": 10 + len(text)})
+    first = candidates([hit], max_chars=600)[0]
+    assert first.text == "“We are concerned. That highlights the danger,” he said."
+    assert (first.start, first.end) == (10, 10 + len(first.text))
+
+
+@pytest.mark.parametrize(
+    ("topic", "expected"),
+    [
+        ("Iran", "The articles cover Iran, but none says who ordered it."),
+        (None, "None of the articles I found says who ordered it."),
+    ],
+)
+def test_near_miss_wording(topic, expected):
+    assert findings.near_miss(analyze("Who ordered it?"), topic, None) == expected
