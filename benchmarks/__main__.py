@@ -283,6 +283,13 @@ class Benchmark:
             self.work,
             self.env(corpus, store),
         )
+        say("reading stage on and off, in turns")
+        on_off = run_phase(
+            "reading_on_off",
+            {"corpus": str(corpus), "store": str(store), "questions": warm_questions},
+            self.work,
+            self.env(corpus, store),
+        )
         say("cold newsbot ask")
         runs, peaks = [], []
         for question in questions[self.args.questions :]:
@@ -297,7 +304,7 @@ class Benchmark:
             "peak_mb": round(max(peaks), 1) if peaks else None,
             "questions": questions[self.args.questions :],
         }
-        return {"warm": warm, "cold": cold}
+        return {"warm": warm, "cold": cold, "reading": on_off}
 
     def quality(self) -> dict:
         say("preparing the eval corpus and the dev questions")
@@ -333,6 +340,37 @@ class Benchmark:
             | {"index": build, "index_reused": reused}
         }
         result["bm25"] = bm25
+
+        say("who speaks: patterns against the parse, on polnear")
+        result["speakers"] = run_phase(
+            "speakers", common | {"store": str(store)}, self.work, self.env(corpus, store)
+        )
+
+        say("preparing the nearmiss corpus and its dev questions")
+        near = self.corpus("nearmiss")
+        near_questions = self.questions("nearmiss-dev")
+        near_key = cache_key(corpus_fingerprint(near), MODEL_ID, code_version())
+        near_store = self.out / "cache" / f"newsbot-nearmiss-{near_key}" / "store"
+        near_existed = (near_store / "manifest.sqlite3").exists()
+        _wait_for_lock(near_store)
+        (near_store / "bm25.pkl").unlink(missing_ok=True)
+        near_build = self.index(near, near_store)
+        notes.append(
+            "nearmiss index "
+            + ("reused" if near_existed and near_build["chunks_written"] == 0 else "built")
+        )
+        say("quality: newsbot on nearmiss")
+        result["nearmiss"] = run_phase(
+            "quality_newsbot",
+            {
+                "corpus": str(near),
+                "questions": str(near_questions),
+                "prepare": str(self.prepare),
+                "store": str(near_store),
+            },
+            self.work,
+            self.env(near, near_store),
+        )
 
         if "starter" not in self.skip:
             # Its version from the metadata: importing it would swell this small driver, whose

@@ -210,30 +210,168 @@ def _asked_on(item: dict) -> dt.date | None:
 
 
 def phase_answer_latency(params: dict) -> dict:
-    """A serving process: load the Answerer, then answer the questions one after another."""
+    """A serving process: load the Answerer, then answer the questions one after another.
+    Also each stage's share of the time (understand, retrieve, read) and the RSS once ready."""
     from bot.answer import Answerer
 
     started = time.perf_counter()
     answerer = Answerer(_settings(corpus_dir=params["corpus"], store_dir=params["store"]))
     answerer.warm_up()
     ready = time.perf_counter() - started
-    seconds, refused = [], 0
+    ready_rss = _rss_mb()
+    seconds, refused, direct = [], 0, 0
+    stages: dict[str, list[float]] = {"understand": [], "retrieve": [], "read": []}
     for question in params["questions"]:
         t = time.perf_counter()
         answer = answerer.answer(question, [])
         seconds.append(time.perf_counter() - t)
         refused += answer.refused
+        direct += answer.kind == "direct"
+        for stage, values in stages.items():
+            values.append(answer.timings.get(stage, 0.0))
     from benchmarks.common import percentile
 
+    total = sum(seconds) or 1.0
     return {
         "questions": len(seconds),
         "ready_seconds": round(ready, 3),
+        "ready_rss_mb": ready_rss,
         "median_ms": round(statistics.median(seconds) * 1000, 1),
         "p95_ms": round(percentile(seconds, 0.95) * 1000, 1),
         "max_ms": round(max(seconds) * 1000, 1),
         "refused": refused,
+        "direct": direct,
+        "stages": {
+            stage: {
+                "median_ms": round(statistics.median(values) * 1000, 1),
+                "share": round(sum(values) / total, 3),
+            }
+            for stage, values in stages.items()
+        },
         "runtime": answerer.embedder.runtime,
     }
+
+
+def phase_reading_on_off(params: dict) -> dict:
+    """The same questions with the reading stage's reranker on and off, in turns, in one
+    process: what the cross-encoder costs per answer on this machine."""
+    from benchmarks.common import percentile
+    from bot.answer import Answerer
+
+    settings = _settings(corpus_dir=params["corpus"], store_dir=params["store"])
+    on = Answerer(settings)
+    off = Answerer(settings.model_copy(update={"rerank": False}), embedder=on.embedder)
+    on.warm_up()
+    off.warm_up()
+    times: dict[str, list[float]] = {"on": [], "off": []}
+    for question in params["questions"]:
+        for name, answerer in (("on", on), ("off", off)):
+            t = time.perf_counter()
+            answerer.answer(question, [])
+            times[name].append(time.perf_counter() - t)
+    result = {
+        name: {
+            "median_ms": round(statistics.median(values) * 1000, 1),
+            "p95_ms": round(percentile(values, 0.95) * 1000, 1),
+        }
+        for name, values in times.items()
+    }
+    result["questions"] = len(params["questions"])
+    result["ratio"] = round(result["on"]["median_ms"] / max(result["off"]["median_ms"], 0.1), 2)
+    return result
+
+
+def phase_speakers(params: dict) -> dict:
+    """Who speaks, two ways, on the polnear "what did X say about Y" questions: the patterns
+    newsbot ranks with (`bot.speakers.regex_speaker_score`) against the dependency parse
+    (subjects of verbs of saying, `bot.speakers.attributions`). Each ranks the same candidate
+    sentences by topic coverage x (1 + speaker score) x chunk score^3; reported: how often the
+    annotated sentence is first / in the top three, and the time each takes per question."""
+    from bot import nlp
+    from bot.answer import POLICY, Answerer
+    from bot.evaluate import load_normalize, load_questions
+    from bot.read import candidates, idf_weights, score_lexically
+    from bot.speakers import speaker_words
+    from index.lexical import words
+
+    normalize = load_normalize(params.get("prepare"))
+    items = [i for i in load_questions(params["questions"]) if i["id"].startswith("polnear")]
+    answerer = Answerer(_settings(corpus_dir=params["corpus"], store_dir=params["store"]))
+    answerer.warm_up()
+    ranks: dict[str, list[int]] = {"patterns": [], "parse": []}
+    seconds: dict[str, float] = {"patterns": 0.0, "parse": 0.0}
+    for item in items:
+        parsed = answerer._condense(item["question"], ())
+        query_words = words(parsed.standalone)
+        hits = answerer.retriever.retrieve(parsed.standalone, POLICY.passages, None, query_words)
+        sentences = candidates(hits[: POLICY.passages], POLICY.max_quote_chars)
+        speaker = speaker_words(parsed.speaker)
+        weights = idf_weights(answerer.retriever.bm25, query_words, parsed.topic, speaker)
+        t = time.perf_counter()
+        score_lexically(sentences, weights, speaker, POLICY.chunk_power)
+        seconds["patterns"] += time.perf_counter() - t
+        patterns = {id(s): s.lexical for s in sentences}
+        t = time.perf_counter()
+        by_parse = _parse_scores(sentences, speaker, nlp.parse_all([s.text for s in sentences]))
+        seconds["parse"] += time.perf_counter() - t
+        expected = [normalize(e) for e in item.get("expected_answers") or []]
+        holds = [any(e in normalize(s.text) for e in expected) for s in sentences]
+        for name, scores in (("patterns", patterns), ("parse", by_parse)):
+            order = sorted(range(len(sentences)), key=lambda i: -scores[id(sentences[i])])
+            ranks[name].append(next((r for r, i in enumerate(order) if holds[i]), 99))
+    return {
+        name: {
+            "questions": len(values),
+            "first": round(sum(r < 1 for r in values) / max(len(values), 1), 3),
+            "top3": round(sum(r < 3 for r in values) / max(len(values), 1), 3),
+            "ms_per_question": round(seconds[name] * 1000 / max(len(values), 1), 1),
+        }
+        for name, values in ranks.items()
+    }
+
+
+def _parse_scores(sentences, speaker, docs) -> dict[int, float]:
+    """The lexical score with the speaker score read off the parse instead of the patterns."""
+    from bot.speakers import (
+        MENTIONED,
+        NAMED,
+        NOBODY,
+        REFERRED,
+        SOMEONE_ELSE,
+        attributions,
+    )
+    from index.lexical import words
+
+    top = max((s.hit.score for s in sentences), default=1.0) or 1.0
+    scores = {}
+    for i, (s, doc) in enumerate(zip(sentences, docs, strict=True)):
+        said = attributions(doc)
+        before = [o.text for o in sentences[max(0, i - 2) : i] if o.hit is s.hit]
+        before.append(s.hit.meta.get("title") or "")
+        if not speaker:
+            score = NOBODY
+        elif any(a.words & speaker for a in said):
+            score = NAMED
+        elif any(a.kind != "name" for a in said) and any(
+            speaker & set(words(text)) for text in before
+        ):
+            score = REFERRED
+        elif speaker & set(words(s.text)):
+            score = MENTIONED
+        elif any(a.kind == "name" for a in said):
+            score = SOMEONE_ELSE
+        else:
+            score = NOBODY
+        scores[id(s)] = s.coverage * (1.0 + score) * (max(s.hit.score, 0.0) / top) ** 3.0
+    return scores
+
+
+def _rss_mb() -> float:
+    """This process's resident memory now (not its peak), in MB."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return round(int(line.split()[1]) / 1024, 1)
+    return 0.0
 
 
 def phase_quality_newsbot(params: dict) -> dict:
@@ -344,6 +482,8 @@ PHASES = {
     "newsbot_tokens": phase_newsbot_tokens,
     "starter_build": phase_starter_build,
     "answer_latency": phase_answer_latency,
+    "reading_on_off": phase_reading_on_off,
+    "speakers": phase_speakers,
     "quality_newsbot": phase_quality_newsbot,
     "quality_starter": phase_quality_starter,
     "quality_bm25": phase_quality_bm25,

@@ -109,9 +109,9 @@ class Answerer:
         self.retriever = HybridRetriever(self.store, self.embedder, cache_path(settings.store_dir))
         self.llm = llm
         if reranker is None and settings.rerank:
-            from bot.rerank import CrossEncoder
+            from bot.rerank import SharedReranker
 
-            reranker = CrossEncoder.shared()
+            reranker = SharedReranker()
         self.reader = Reader(POLICY, reranker, settings.max_quotes)
 
     # -- public -----------------------------------------------------------------------------
@@ -123,10 +123,15 @@ class Answerer:
         return self.retriever.sync()
 
     def warm_up(self) -> None:
-        """Load the models and BM25 now rather than on the first question."""
+        """Load BM25 and the models now rather than on the first question."""
+        self.retriever.sync()
+        self.load_models()
+
+    def load_models(self) -> None:
+        """Load the query embedder, spaCy and the reranker (seconds; Chroma is not touched,
+        so this may run in a thread while the front end starts)."""
         from bot import nlp
 
-        self.retriever.sync()
         self.embedder.embed_query("warm up")
         nlp.load()
         if self.reader.reranker is not None:

@@ -14,9 +14,9 @@ Answerer uses to resolve follow-ups) and the commands. The terminal side stays h
 - otherwise (questions piped in, answers piped out): no prompt, no colour, the one-line index
   summary on stderr, one answer per question on stdout, exit 0 at end of input.
 
-Start-up is kept short: the embedding model (several seconds to load, most of it importing
-torch) loads in a background thread while the first question is being typed, and the first
-answer waits for it only if it has not finished.
+Start-up is kept short: the models (the query embedder, spaCy and the reranker: a few seconds)
+load in a background thread while the first question is being typed, and the first answer
+waits for them only if they have not finished.
 """
 
 from __future__ import annotations
@@ -129,10 +129,10 @@ def run_chat(settings: BotSettings, update: bool = True) -> int:
         raise NewsbotError(_no_articles(settings))
     if current is None:
         current = _index_current(settings)
-    # BM25 syncs here; only the model loads in the background. Chroma must not be busy in a
+    # BM25 syncs here; only the models load in the background. Chroma must not be busy in a
     # thread when the interpreter exits (leaving at once then ends in a segfault).
     answerer.refresh()
-    warm_up = _WarmUp(lambda: answerer.embedder.embed_query("warm up"))
+    warm_up = _WarmUp(answerer.load_models)
 
     def ask(question: str, history: Sequence[Answer]) -> Answer:
         warm_up.wait(announce=interactive)
@@ -353,7 +353,7 @@ class _WarmUp:
 
     def wait(self, announce: bool = False) -> None:
         if self._thread.is_alive() and announce:
-            print("(loading the embedding model, a few seconds…)", file=sys.stderr, flush=True)
+            print("(loading the language models, a few seconds…)", file=sys.stderr, flush=True)
         while self._thread.is_alive():
             self._thread.join(0.1)  # short joins: Ctrl-C still gets through
         if self._error is not None:

@@ -141,10 +141,13 @@ def format_report(report, settings) -> str:
 
 # -- ask / chat / eval / telegram -----------------------------------------------------------
 def _run_ask(args) -> int:
+    from bot.preload import preload_models
+
+    settings = _settings()
+    preload_models(settings)  # before the imports below, which take a second
     from bot.answer import make_answerer
     from bot.render import render_text, use_color
 
-    settings = _settings()
     answerer = make_answerer(settings)
     answer = answerer.answer(args.question, [])
     if args.json:
@@ -157,7 +160,14 @@ def _run_ask(args) -> int:
 def _run_chat(args) -> int:
     from bot.chat import run_chat
 
-    return run_chat(_settings(), update=not args.no_update)
+    status = run_chat(_settings(), update=not args.no_update)
+    # Leave without the interpreter's teardown: a model that was still loading in the
+    # background when the user pressed Ctrl-C left ONNX Runtime's native threads in a state
+    # whose teardown aborts ("terminate called without an active exception"), after the chat
+    # had ended well. Everything the chat writes (its history) is written by now.
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(status)
 
 
 def _run_eval(args) -> int:

@@ -151,3 +151,11 @@ class CrossEncoder:
                 feeds["token_type_ids"] = types
             scores[batch] = self.session.run(None, feeds)[0][:, 0]
         return scores
+
+
+class SharedReranker:
+    """The process's `CrossEncoder`, loaded on first use: an answerer can be built (and the
+    index opened) while the model is still loading in another thread."""
+
+    def score(self, question: str, passages: Sequence[str]) -> np.ndarray:
+        return CrossEncoder.shared().score(question, passages)

@@ -417,7 +417,7 @@ def test_terminal_ctrl_c_abandons_an_answer_with_the_real_model(tmp_path, corpus
         expect_prompt(child, timeout=TIMEOUT)
         # The model is still loading in the background: the first answer has to wait for it.
         child.sendline(QUESTION)
-        child.expect_exact("(loading the embedding model", timeout=30)
+        child.expect_exact("(loading the language models", timeout=30)
         child.sendintr()
         child.expect_exact("(answer abandoned)", timeout=30)
         expect_prompt(child)

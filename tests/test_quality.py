@@ -69,7 +69,7 @@ QUESTIONS = [
     ),
     # near misses: the articles are about the story, but do not hold the answer
     ("What did Rishi Sunak say about the war?", "near", None),
-    ("What did Stoltenberg say about Iran this week?", "near", None),
+    ("What did Stoltenberg tell CNN this week?", "near", None),
     ("How much money has the United States given Ukraine?", "near", None),
     ("How many drones has Iran delivered to Russia?", "near", None),
     ("What did Stoltenberg tell CNN yesterday?", "near", None),
