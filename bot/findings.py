@@ -97,9 +97,7 @@ class _Candidate:
         """0: the asked label in the asked relation; 1: a near label in it ("Moscow ordered
         ..." for "Who ordered ...?"); 2: the asked label elsewhere; 3: a near label elsewhere."""
         linked = self.distance < 0
-        return {(True, True): 0, (False, True): 1, (True, False): 2}.get(
-            (self.exact, linked), 3
-        )
+        return {(True, True): 0, (False, True): 1, (True, False): 2}.get((self.exact, linked), 3)
 
 
 @dataclass(frozen=True)

@@ -36,4 +36,3 @@ def preload_models(settings) -> threading.Thread:
     thread = threading.Thread(target=load, name="models-preload", daemon=True)
     thread.start()
     return thread
-
