@@ -310,6 +310,7 @@ def markdown(results: dict) -> str:
                     [
                         [name, v["questions"], v["first"], v["top3"], v["ms_per_question"]]
                         for name, v in speakers.items()
+                        if isinstance(v, dict)  # not the phase's own wall time and memory
                     ],
                 )
             )

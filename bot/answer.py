@@ -160,9 +160,6 @@ class Answerer:
         understood_at = time.perf_counter()
         days = asked.period.days if asked.period else None
         query_words = words(parsed.standalone) + parsed.extra_words
-        # "this week" says when, not what: the articles need not contain the words.
-        when = set(words(asked.period.phrase)) if asked.period else set()
-        query_words = [w for w in query_words if w not in when]
         hits = self.retriever.retrieve(
             parsed.standalone,
             max(self.settings.top_k, POLICY.passages),
@@ -171,6 +168,10 @@ class Answerer:
             recent=None if days else recent_days(asked_on),
         )
         retrieved_at = time.perf_counter()
+        # "this week" says when, not what: a sentence need not contain its words to answer
+        # (retrieval keeps them: articles of that week tend to say "this week").
+        when = set(words(asked.period.phrase)) if asked.period else set()
+        query_words = [w for w in query_words if w not in when]
         answer = self._read(question, parsed, asked, hits, query_words, when)
         answer.timings = {
             "understand": round(understood_at - started, 4),

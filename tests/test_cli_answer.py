@@ -139,3 +139,29 @@ def test_ask_the_example_question_with_the_bundled_model(
     answer = json.loads(result.stdout)
     assert answer["sources"][0] == "001_5644935dc87ec3b5.txt"
     assert any("Iran is supporting Russia" in q["text"] for q in answer["quotes"])
+
+
+@pytest.mark.integration
+def test_a_cold_answer_with_the_real_models_never_imports_torch(workdir, cli_env, run_newsbot):
+    """spaCy's thinc probes for torch on import (2 s here); `bot.nlp` keeps it from doing so."""
+    import shutil
+    import subprocess
+    import sys
+
+    from conftest import EXAMPLE_CORPUS
+
+    shutil.copytree(EXAMPLE_CORPUS, workdir / "corpus")
+    env = cli_env(corpus_dir=workdir / "corpus", store_dir=workdir / "store")
+    assert run_newsbot("index", env=env).returncode == 0
+    code = (
+        "import sys\n"
+        "from bot.cli import main\n"
+        "assert main(['ask', \"What is Sergey Shoigu's job?\"]) == 0\n"
+        "assert 'torch' not in sys.modules, 'torch was imported'\n"
+        "assert 'spacy' in sys.modules and 'bot.rerank' in sys.modules\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], env=env, cwd=workdir, capture_output=True, text=True
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.startswith("Russian Defense Minister — 1 article")

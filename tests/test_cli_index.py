@@ -153,3 +153,17 @@ def read_line(process: subprocess.Popen, timeout: float) -> str:
     ready, _, _ = select.select([process.stdout], [], [], timeout)
     assert ready, f"no output in {timeout} s"
     return process.stdout.readline()
+
+
+def test_indexing_never_imports_the_reading_stages_models(env, tmp_path):
+    code = (
+        "import sys\n"
+        "from bot.cli import main\n"
+        "assert main(['index', '--json']) == 0\n"
+        "loaded = [m for m in ('spacy', 'thinc', 'bot.nlp', 'bot.rerank') if m in sys.modules]\n"
+        "assert not loaded, loaded\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], env=env, cwd=tmp_path, capture_output=True, text=True
+    )
+    assert done.returncode == 0, done.stderr
