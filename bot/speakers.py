@@ -11,17 +11,17 @@ multiplied by 1 + score): 1.0 X speaks, 0.8 a pronoun or role speaks after X was
 is named but nobody is seen speaking, 0.0 no one is named, -0.7 someone else speaks.
 
 Two ways to tell, measured side by side on the polnear dev questions (300 "what did X say about
-Y", `python -m benchmarks.speakers`, figures in BENCHMARKS.md):
+Y", the same candidate sentences; `python -m benchmarks`, table in BENCHMARKS.md):
 
 - patterns over the words (a speech verb near the name, a capitalised word before "said"):
-  the gold sentence ranks first for 0.897 of the questions, in the top three for 0.959; costs
-  nothing.
+  the annotated sentence ranks first for 0.887 of the questions, in the top three for 0.957;
+  10 ms a question;
 - the dependency parse (the subject of a verb of saying, shared by conjoined verbs and
-  participles; the object of "according to"): first for 0.907, top three 0.959; costs ~13 ms
-  a sentence, ~200 ms a question for the 16 sentences it would have to read.
+  participles; the object of "according to"): first for 0.893, top three 0.957; 410 ms a
+  question, for the ~60 sentences it has to parse.
 
-Equal where it counts (answer accuracy in the first 800 characters: 0.977 either way), so the
-patterns rank the candidates. The parse has the better precision about *who* speaks -- it
+As good where it counts (the top three are what an answer quotes) at a fortieth of the cost, so
+the patterns rank the candidates. The parse has the better precision about *who* speaks -- it
 knows that "Mr Stoltenberg said ..., where he met Prime Minister Rishi Sunak" is not Sunak
 speaking, which the patterns score as his -- so it checks the few best sentences that name X
 (`bot.read`): one where the parse sees only someone else speaking is not quoted as X's words.
