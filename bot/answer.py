@@ -341,36 +341,22 @@ class Answerer:
         return None
 
     def _verified(self, chosen: list[Sentence], texts: dict[str, str | None]) -> list[Quote]:
-        quotes = []
-        for s in chosen:
-            if self._says(s.source, s.start, s.end, s.text, texts):
-                meta = s.hit.meta
-                quotes.append(
-                    Quote(
-                        s.text,
-                        s.source,
-                        s.start,
-                        s.end,
-                        meta.get("title") or None,
-                        meta.get("date") or None,
-                    )
-                )
-        return quotes
+        quotes = [self._checked(s.text, s.hit, s.start, s.end, texts) for s in chosen]
+        return [q for q in quotes if q is not None]
 
     def _direct(self, finding: Finding, texts: dict[str, str | None]) -> DirectAnswer | None:
-        sentence = finding.sentence
-        if not self._says(sentence.source, finding.start, finding.end, finding.text, texts):
+        hit = finding.sentence.hit
+        phrase = self._checked(finding.text, hit, finding.start, finding.end, texts)
+        return DirectAnswer(phrase, finding.sources) if phrase is not None else None
+
+    def _checked(self, text: str, hit: Hit, start: int, end: int, texts) -> Quote | None:
+        """`text` as a quote of `hit`'s file, if the file holds exactly it at [start, end)."""
+        if not self._says(hit.source, start, end, text, texts):
             return None
-        meta = sentence.hit.meta
-        phrase = Quote(
-            finding.text,
-            sentence.source,
-            finding.start,
-            finding.end,
-            meta.get("title") or None,
-            meta.get("date") or None,
+        meta = hit.meta
+        return Quote(
+            text, hit.source, start, end, meta.get("title") or None, meta.get("date") or None
         )
-        return DirectAnswer(phrase, finding.sources)
 
     def _says(self, source: str, start: int, end: int, text: str, texts) -> bool:
         """Does the file `source` hold exactly `text` at [start, end)? (Read once per answer.)"""

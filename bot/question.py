@@ -20,7 +20,6 @@ Constraints:
   asking day ("this week", "on Tuesday") or absolute ("in June 2022");
 - `names`: the people, organisations, places... the question names (an answer is not one of
   them: "Which airline agreed to buy Spirit Airlines?" is not answered by "Spirit Airlines");
-- `years`: years the question names ("the 2022 Stanley Cup Finals").
 
 The focus-noun lexicon below is the one list of words here; everything else comes from the
 parse. It maps the nouns a wh-word most often asks about to a kind, the way answer-type
@@ -31,7 +30,6 @@ is answered without an entity check rather than refused.
 from __future__ import annotations
 
 import datetime as dt
-import re
 from dataclasses import dataclass, field
 
 from bot import nlp
@@ -106,7 +104,6 @@ class Question:
     subject: str | None = None  # who a `role` question is about; who speaks in a `say` one
     topic: str | None = None  # what a `say` question is about
     names: tuple[str, ...] = ()
-    years: tuple[int, ...] = ()
     period: Period | None = None
     asks: str | None = None  # the wh-clause as an indirect question: "which airline made..."
     clause: str | None = None  # the sentence with the wh-word, when there is a preamble
@@ -133,10 +130,9 @@ def analyze(question: str, asked_on: dt.date | None = None) -> Question:
             if e.label_ in NAME_LABELS
         )
     )
-    years = tuple(sorted({int(t.text) for t in doc if re.fullmatch(r"(?:19|20)\d\d", t.text)}))
     period = _period(doc, question, asked_on)
     wh = _wh_token(doc)
-    base = Question(question, names=names, years=years, period=period)
+    base = Question(question, names=names, period=period)
     if wh is None:
         return base
     sentence = wh.sent
@@ -155,7 +151,6 @@ def analyze(question: str, asked_on: dt.date | None = None) -> Question:
         subject=subject,
         topic=topic,
         names=names,
-        years=years,
         period=period,
         asks=_indirect(sentence, wh),
         clause=sentence.text.strip() if len(list(doc.sents)) > 1 else None,
