@@ -18,9 +18,15 @@ A list of steps, each a unit of its own:
    articles do cover and what none of them says.
 6. Check: every quote and answer phrase is re-read from its file and must be the exact text at
    its offsets, or it is dropped. A citation can never point to a file that does not say it.
+   A quote that begins or ends inside a sentence (a piece of an over-long one, or a sentence
+   a chunk boundary cut) is marked so that front ends show "…" there (`Quote.shown`).
+   When quotes are dropped because their files are gone, the answer says so in one line
+   instead of refusing: "The corpus folder X is missing; run `newsbot index` after restoring
+   it", or which files are no longer there (as the `notice` when other quotes remain).
 
-With an LLM configured (`bot.llm`), the LLM writes the answer from numbered passages instead;
-if it fails, the extractive answer above is returned with a one-line notice.
+With an LLM configured (`bot.llm`), the LLM writes the answer from numbered passages instead,
+and every sentence of it is checked against the passages it cites (`bot.support`); if it
+fails, the extractive answer above is returned with a one-line notice.
 """
 
 from __future__ import annotations
@@ -35,7 +41,15 @@ from dataclasses import dataclass
 from bot.dates import recent_days
 from bot.findings import Finding
 from bot.question import Question, analyze
-from bot.read import Policy, Reader, Sentence, candidates, idf_weights, score_lexically
+from bot.read import (
+    Policy,
+    Reader,
+    Sentence,
+    candidates,
+    cut_marks,
+    idf_weights,
+    score_lexically,
+)
 from bot.retrieve import Hit, HybridRetriever
 from bot.settings import BotSettings
 from bot.speakers import speaker_words
@@ -180,8 +194,10 @@ class Answerer:
         }
         if self.llm is not None and not answer.refused:
             from bot.llm import answer_with_llm
+            from bot.support import SupportCheck
 
-            answer = answer_with_llm(self.llm, answer, hits, history, self.settings)
+            checker = SupportCheck(self.reader.reranker)
+            answer = answer_with_llm(self.llm, answer, hits, history, self.settings, checker)
         answer.timings["total"] = round(time.perf_counter() - started, 4)
         return answer
 
@@ -276,8 +292,9 @@ class Answerer:
 
         texts: dict[str, str | None] = {}
         quotes = self._verified(reading.chosen, texts)
+        unreadable = self._unreadable([s.source for s in reading.chosen], texts)
         if not quotes:
-            return refusal()
+            return refusal(unreadable)
         direct = [d for d in (self._direct(f, texts) for f in reading.answers) if d is not None]
         # Articles in the order retrieval ranks them; in each, its best quotes first.
         order = {source: rank for rank, source in enumerate(retrieved)}
@@ -293,7 +310,31 @@ class Answerer:
             direct=direct,
             passages=passages,
             retrieved=list(dict.fromkeys(sources + retrieved)),
+            notice=unreadable,
             standalone_question=parsed.standalone,
+        )
+
+    def _unreadable(self, sources: list[str], texts: dict[str, str | None]) -> str | None:
+        """Why quotes of `sources` could not be checked, in one line, when their files are
+        gone (or the whole corpus folder is): None when every file could be read."""
+        gone = sorted(s for s in set(sources) if texts.get(s) is None)
+        if not gone:
+            return None
+        folder = self.settings.corpus_dir
+        if not folder.is_dir():
+            return f"The corpus folder {folder} is missing; run `newsbot index` after restoring it."
+        missing = [s for s in gone if not (folder / s).exists()]
+        if missing:
+            one = len(missing) == 1
+            return (
+                f"{listed(missing)} {'is' if one else 'are'} no longer in {folder}, so quotes of "
+                f"{'it' if one else 'them'} were left out; run `newsbot index` to bring the "
+                "index up to date."
+            )
+        one = len(gone) == 1
+        return (
+            f"{listed(gone)} in {folder} cannot be read, so quotes of {'it' if one else 'them'} "
+            f"were left out; check {'its' if one else 'their'} permissions."
         )
 
     def _covered(self, query_words, hits: list[Hit], speaker: set[str]) -> bool:
@@ -341,7 +382,10 @@ class Answerer:
         return None
 
     def _verified(self, chosen: list[Sentence], texts: dict[str, str | None]) -> list[Quote]:
-        quotes = [self._checked(s.text, s.hit, s.start, s.end, texts) for s in chosen]
+        quotes = [
+            self._checked(s.text, s.hit, s.start, s.end, texts, s.cut_before, s.cut_after)
+            for s in chosen
+        ]
         return [q for q in quotes if q is not None]
 
     def _direct(self, finding: Finding, texts: dict[str, str | None]) -> DirectAnswer | None:
@@ -349,13 +393,30 @@ class Answerer:
         phrase = self._checked(finding.text, hit, finding.start, finding.end, texts)
         return DirectAnswer(phrase, finding.sources) if phrase is not None else None
 
-    def _checked(self, text: str, hit: Hit, start: int, end: int, texts) -> Quote | None:
+    def _checked(
+        self,
+        text: str,
+        hit: Hit,
+        start: int,
+        end: int,
+        texts,
+        cut_before: bool = False,
+        cut_after: bool = False,
+    ) -> Quote | None:
         """`text` as a quote of `hit`'s file, if the file holds exactly it at [start, end)."""
         if not self._says(hit.source, start, end, text, texts):
             return None
+        inside_before, inside_after = cut_marks(texts[hit.source], start, end)
         meta = hit.meta
         return Quote(
-            text, hit.source, start, end, meta.get("title") or None, meta.get("date") or None
+            text,
+            hit.source,
+            start,
+            end,
+            meta.get("title") or None,
+            meta.get("date") or None,
+            cut_before=cut_before or inside_before,
+            cut_after=cut_after or inside_after,
         )
 
     def _says(self, source: str, start: int, end: int, text: str, texts) -> bool:
@@ -405,6 +466,13 @@ def source_label(source: str, title: str | None, date: str | None) -> str:
     return " · ".join(parts)
 
 
+def listed(names: list[str], most: int = TOPIC_NAMES) -> str:
+    """ "a.txt, b.txt and c.txt"; past `most` names, "... and 2 more"."""
+    if len(names) > most:
+        return ", ".join(names[:most]) + f" and {len(names) - most} more"
+    return names[0] if len(names) == 1 else ", ".join(names[:-1]) + " and " + names[-1]
+
+
 def articles(count: int) -> str:
     return f"{count} article{'s' * (count != 1)}"
 
@@ -420,7 +488,7 @@ def format_answer(quotes: list[Quote], direct: Sequence[DirectAnswer] = ()) -> s
     for source in dict.fromkeys(q.source for q in quotes):
         own = [q for q in quotes if q.source == source]
         lines = [source_label(source, own[0].title, own[0].date)]
-        lines += [f"  > {q.text}" for q in own]
+        lines += [f"  > {q.shown}" for q in own]
         blocks.append("\n".join(lines))
     return "\n\n".join(blocks)
 

@@ -1,18 +1,29 @@
 """Optional LLM answers: the model writes from numbered passages, code keeps it honest.
 
     make_llm(settings)                                     -> llama-index LLM (openai-like, ollama)
-    answer_with_llm(llm, extractive, hits, history, settings) -> Answer
+    answer_with_llm(llm, extractive, hits, history, settings[, checker]) -> Answer
 
 1. Condense: with history, the LLM rewrites the follow-up as a standalone question from the
    last few questions of the conversation (on an unusable reply, the extractive answerer's
    own standalone question is used).
 2. Write: the top passages, each re-read from its file and numbered [n] with its source, go to
    the LLM, which must cite [n] after each claim or reply exactly `REFUSAL`.
-3. Check: citations of passages that were not given are removed, and so is every line that
-   cites nothing (it would be a claim without a source). Sources and quotes are built by code
-   from the passages actually cited, never from what the model says they are.
-4. Fall back: if the LLM cannot be reached, is too slow, refuses, or writes nothing usable, the
-   extractive answer is returned unchanged but for a one-line `notice`.
+3. Check the citations: citations of passages that were not given are removed, and so is every
+   line that cites nothing (it would be a claim without a source), and any list of sources the
+   model wrote itself.
+4. Check the claims (`bot.support`): the passages were written by others, and one may tell the
+   model what to say. Each sentence is checked against the passages it cites (clause by
+   clause when it cites more than once; a sentence without a citation against the next one's
+   in its line, or the one before): the cross-encoder must read it in them, and its names and
+   numbers must stand in them. A sentence they do not support is left out (the answer's
+   `notice` says how many were); a citation of a passage that supports nothing it follows is
+   dropped; a line where all is supported stays as the model wrote it. When nothing supported
+   is left, the extractive answer is shown instead (step 5).
+   Sources and quotes are built by code from the passages still cited, never from what the
+   model says they are: each quote is the sentence (or two) of the passage that supported a
+   claim, verbatim at its offsets in the file -- evidence, not the whole passage.
+5. Fall back: if the LLM cannot be reached, is too slow, refuses, or writes nothing usable or
+   supported, the extractive answer is returned unchanged but for a one-line `notice`.
 
 Provider packages are optional extras, imported only inside their branch of `make_llm`. The
 LLM is always built here from settings, so llama-index never falls back to its global
@@ -30,10 +41,14 @@ from urllib.parse import urlsplit
 
 from llama_index.core.llms import ChatMessage
 
+from bot.read import cut_marks
+from bot.rerank import SharedReranker
 from bot.retrieve import Hit
 from bot.settings import BotSettings
+from bot.support import Evidence, SupportCheck
 from bot.types import Answer, Quote
 from index.articles import read_source_text
+from index.chunking import split_sentences
 from index.errors import NewsbotError, SettingsError
 
 log = logging.getLogger(__name__)
@@ -73,6 +88,19 @@ NOTICE_REFUSED = (
 NOTICE_UNUSABLE = (
     "The language model gave no usable answer; showing quotes from the articles instead."
 )
+NOTICE_UNSUPPORTED = (
+    "The passages the language model cited do not support its answer; showing quotes from the "
+    "articles instead."
+)
+
+
+def notice_left_out(sentences: int) -> str:
+    """The notice of an LLM answer some of whose sentences were dropped as unsupported."""
+    return (
+        f"Left out {sentences} sentence{'s' * (sentences != 1)} of the language model's answer "
+        "that the passages it cited do not support."
+    )
+
 
 # "[2]", "[1, 3]", "[1][3]", "[Passage 2]", "[passages 1 and 3]"
 CITATION = re.compile(
@@ -80,6 +108,13 @@ CITATION = re.compile(
     r"(?P<numbers>\d{1,3}(?:\s*(?:,|;|and|&)\s*\d{1,3})*)\]",
     re.I,
 )
+# A run of citations as `_cited_answer` writes them ("[1]", " [1][3]"), with the punctuation
+# the model put after it ("... Russia [1].").
+CITATION_RUN = re.compile(r"(?P<cites>(?:[ \t]*\[\d+\])+)(?P<after>[.,;:!?]*)")
+CITATION_AFTER_STOP = re.compile(r"(?P<stop>[.!?]+)(?P<cites>(?:\[\d+\])+)(?=\s|$)")
+SENTENCE_STOP = re.compile(r"[.!?…]*[\"'”’)\]]*$")
+WORD = re.compile(r"[^\W\d_]")
+LIST_MARKER = re.compile(r"^\s*(?:[-*•]\s+|\d{1,2}[.)]\s+)?")
 THINKING = re.compile(r"<think>.*?(?:</think>|$)", re.S | re.I)
 SOURCES_HEADING = re.compile(r"^\W*(sources|references|citations)\W*$", re.I)
 
@@ -166,9 +201,15 @@ def answer_with_llm(
     hits: list[Hit],
     history: Sequence[Answer],
     settings: BotSettings,
+    checker: SupportCheck | None = None,
 ) -> Answer:
-    """The LLM's cited answer, or `extractive` with a notice when the LLM cannot give one."""
+    """The LLM's cited answer, or `extractive` with a notice when the LLM cannot give one.
+
+    `checker` judges whether a cited passage supports a sentence; by default the shared
+    cross-encoder's (`NEWSBOT_RERANK=off`: the stricter word check)."""
     started = time.perf_counter()
+    if checker is None:
+        checker = SupportCheck(SharedReranker() if settings.rerank else None)
     try:
         question = extractive.question
         if history:
@@ -177,7 +218,7 @@ def answer_with_llm(
         if not passages:
             raise LLMUnusable(NOTICE_UNUSABLE)
         reply = _chat(llm, ANSWER_SYSTEM, _answer_prompt(question, passages))
-        answer = _cited_answer(reply, passages, extractive, question)
+        answer = _cited_answer(reply, passages, extractive, question, checker)
     except Exception as exc:  # noqa: BLE001 - whatever the provider raises, the user gets quotes
         notice = str(exc) if isinstance(exc, LLMUnusable) else _notice_for(exc)
         log.warning("LLM answer not used (%s): %s", type(exc).__name__, exc)
@@ -218,6 +259,7 @@ def _condense(llm, extractive: Answer, history: Sequence[Answer], settings: BotS
 class Numbered:
     number: int
     hit: Hit
+    article: str  # the whole text of its file, as checked
 
     @property
     def quote(self) -> Quote:
@@ -248,7 +290,7 @@ def _numbered_passages(hits: list[Hit], settings: BotSettings) -> list[Numbered]
             log.warning("left out a passage of %s: the file no longer says it", source)
             continue
         kept.append(hit)
-    return [Numbered(n, hit) for n, hit in enumerate(kept, start=1)]
+    return [Numbered(n, hit, texts[hit.source]) for n, hit in enumerate(kept, start=1)]
 
 
 def _answer_prompt(question: str, passages: list[Numbered]) -> str:
@@ -268,7 +310,11 @@ def _short_title(title: str | None) -> str | None:
 
 
 def _cited_answer(
-    reply: str, passages: list[Numbered], extractive: Answer, question: str
+    reply: str,
+    passages: list[Numbered],
+    extractive: Answer,
+    question: str,
+    checker: SupportCheck,
 ) -> Answer:
     given = {p.number: p for p in passages}
     if not reply:
@@ -283,13 +329,24 @@ def _cited_answer(
 
     text = CITATION.sub(keep_given, reply)
     lines = _cited_lines(text)
-    cited = [int(n) for line in lines for n in re.findall(r"\[(\d+)\]", line)]
-    if not cited:
+    if not _citations("\n".join(lines)):
         normalized = " ".join(re.sub(r"[^\w\s]", " ", reply).upper().split())
         raise LLMUnusable(NOTICE_REFUSED if REFUSAL in normalized else NOTICE_UNUSABLE)
 
+    started = time.perf_counter()
+    checked = [_supported(line, given, checker) for line in lines]
+    timings = {**extractive.timings, "check": round(time.perf_counter() - started, 4)}
+    lines = _cited_lines("\n".join(c.line for c in checked if c.line is not None))
+    cited = _citations("\n".join(lines))
+    if not cited:
+        raise LLMUnusable(NOTICE_UNSUPPORTED)
+    left_out = sum(c.left_out for c in checked)
+    if left_out:
+        log.info("left out %d unsupported sentence(s) of the LLM's answer", left_out)
+
     order = list(dict.fromkeys(cited))
-    quotes = [given[n].quote for n in order]
+    evidence = [e for c in checked for e in c.evidence]
+    quotes = [q for n in order for q in _evidence_quotes(given[n], evidence)]
     sources = list(dict.fromkeys(q.source for q in quotes))
     listing = "\n".join(f"[{n}] {_label(given[n].quote)}" for n in order)
     body = "\n".join(lines).strip()
@@ -302,10 +359,141 @@ def _cited_answer(
         kind="llm",
         passages=extractive.passages,
         retrieved=list(dict.fromkeys(sources + extractive.retrieved)),
-        notice=None,
+        notice=notice_left_out(left_out) if left_out else None,
         standalone_question=question,
-        timings=dict(extractive.timings),
+        timings=timings,
     )
+
+
+def _citations(text: str) -> list[int]:
+    return [int(n) for n in re.findall(r"\[(\d+)\]", text)]
+
+
+@dataclasses.dataclass
+class CheckedLine:
+    """A line of the answer after the support check: None when nothing in it was supported;
+    how many sentences were left out; (passage number, evidence) for each citation kept."""
+
+    line: str | None
+    left_out: int = 0
+    evidence: list[tuple[int, Evidence]] = dataclasses.field(default_factory=list)
+
+
+def _supported(line: str, given: dict[int, Numbered], checker: SupportCheck) -> CheckedLine:
+    """Check each sentence of `line` against the passages it cites. A sentence with several
+    citations ("X [1], and Y [2].") is checked clause by clause, each against its own; one
+    without any is checked against those of the next sentence of the line that has some (else
+    of the one before). A sentence not supported in every part goes, and so does a citation of
+    a passage that supports nothing it follows; a line where all is supported stays as the
+    model wrote it."""
+    marker = LIST_MARKER.match(line).group()
+    # "Russia.[1] Officials ...": the citation belongs to the sentence before the full stop.
+    body = CITATION_AFTER_STOP.sub(r" \g<cites>\g<stop>", line[len(marker) :].strip())
+    sentences = [body[a:b] for a, b in split_sentences(body)]
+    runs = [list(CITATION_RUN.finditer(s)) for s in sentences]
+    cited = [i for i, found in enumerate(runs) if found]
+    if not cited:
+        return CheckedLine(line)  # a blank line or a list intro ("According to them:")
+
+    checked = CheckedLine(None)
+    changed = False
+    kept: dict[int, str] = {}
+    borrowers: dict[int, list[int]] = {}  # a cited sentence -> the uncited ones checked by it
+    for i, sentence in enumerate(sentences):
+        if runs[i]:
+            clauses = _clauses(sentence, runs[i])
+        else:
+            carrier = next((j for j in cited if j > i), cited[-1])
+            borrowers.setdefault(carrier, []).append(i)
+            clauses = [(sentence, _citations(" ".join(m[0] for m in runs[carrier])))]
+        if not any(WORD.search(CITATION_RUN.sub("", clause)) for clause, _ in clauses):
+            changed = True  # a citation with nothing before it ("[1]."): not a sentence
+            continue
+        keep = []
+        for clause, numbers in clauses:
+            claim = " ".join(CITATION_RUN.sub(lambda m: m["after"], clause).split())
+            if not WORD.search(CITATION_RUN.sub("", claim)):
+                keep.append([])  # "[1] Iran sent drones [2].": the first run cites nothing
+                continue
+            support = checker.check(claim, [given[n].hit.text for n in numbers])
+            if not support.supported:
+                break
+            keep.append([n for k, n in enumerate(numbers) if k in support.supporting])
+            checked.evidence += [(numbers[e.index], e) for e in support.evidence]
+        if len(keep) < len(clauses):
+            checked.left_out += 1
+            changed = True
+            continue
+        if runs[i]:
+            text = _recited(sentence, keep)
+            changed |= text != sentence
+            kept[i] = text.strip()
+        else:
+            kept[i] = sentence
+    if not changed:
+        checked.line = line
+        return checked
+    for carrier, uncited in borrowers.items():
+        still = [i for i in uncited if i in kept]
+        if carrier not in kept and still:  # its citation went with it: move it to the last kept
+            numbers = _citations(" ".join(m[0] for m in runs[carrier]))
+            last = kept[still[-1]]
+            stop = SENTENCE_STOP.search(last)
+            cites = "".join(f"[{n}]" for n in numbers)
+            kept[still[-1]] = f"{last[: stop.start()]} {cites}{last[stop.start() :]}"
+    if kept:
+        checked.line = marker + " ".join(kept[i] for i in sorted(kept))
+    return checked
+
+
+def _clauses(sentence: str, runs: list[re.Match]) -> list[tuple[str, list[int]]]:
+    """The parts of a sentence each citation run closes, with the numbers it cites; text after
+    the last run belongs to the last part."""
+    clauses = []
+    at = 0
+    for k, run in enumerate(runs):
+        end = len(sentence) if k == len(runs) - 1 else run.end()
+        clauses.append((sentence[at:end], list(dict.fromkeys(_citations(run["cites"])))))
+        at = end
+    return clauses
+
+
+def _recited(sentence: str, numbers: list[list[int]]) -> str:
+    """The sentence with each citation run citing only its `numbers` (those that support what
+    it follows)."""
+    each = iter(numbers)
+
+    def cite(run: re.Match) -> str:
+        space = run["cites"][: len(run["cites"]) - len(run["cites"].lstrip())]
+        return space + "".join(f"[{n}]" for n in next(each)) + run["after"]
+
+    return CITATION_RUN.sub(cite, sentence)
+
+
+def _evidence_quotes(passage: Numbered, evidence: list[tuple[int, Evidence]]) -> list[Quote]:
+    """What passage [n] is quoted by: the units of it that supported a sentence citing it (each
+    no longer than a quote, `bot.support`), in the order of the passage, verbatim at their
+    offsets in its file."""
+    units = {(e.start, e.end): e for number, e in evidence if number == passage.number}
+    base = passage.quote
+    quotes = []
+    for (start, end), e in sorted(units.items()):
+        if any(a <= start and end <= b and (a, b) != (start, end) for a, b in units):
+            continue  # a sentence of a pair of sentences also quoted
+        inside_before, inside_after = cut_marks(
+            passage.article, base.start + start, base.start + end
+        )
+        quotes.append(
+            dataclasses.replace(
+                base,
+                text=passage.hit.text[start:end],
+                start=base.start + start,
+                end=base.start + end,
+                cut_before=e.cut_before or inside_before,
+                cut_after=e.cut_after or inside_after,
+            )
+        )
+    return quotes
 
 
 def _cited_lines(text: str) -> list[str]:

@@ -7,7 +7,10 @@ Retrieval (`bot.retrieve`) finds chunks *about* the question; this stage decides
 
 1. Sentences (`candidates`): the top chunks cut into sentences; a sentence that opens a
    quotation runs on to the sentence that closes it, so the attribution ("..., he said.")
-   comes along.
+   comes along (unless that makes it longer than a quote). A sentence longer than a quote
+   (`Policy.max_quote_chars`: a 5,000-character line without a full stop) is cut at word
+   boundaries into pieces that fit with their ellipses (`pieces`), each verbatim; they
+   overlap by half, because the cross-encoder reads only the first ~100 words of each.
 2. Lexical score (`score_lexically`): how much of the question's idf weight a sentence holds,
    whether the asked-about speaker is the one speaking (`bot.speakers`), and the retrieval
    score of its chunk. Cheap, so every candidate gets it.
@@ -38,6 +41,7 @@ coverage threshold, as before the reading stage existed.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
@@ -45,9 +49,12 @@ from bot import findings, nlp
 from bot.question import Question
 from bot.retrieve import Hit
 from bot.speakers import MENTIONED, NAMED, regex_speaker_score, someone_else_speaks
+from index.articles import DATE_PREFIX
 from index.chunking import split_sentences
 from index.lexical import words
 
+_SPACE = re.compile(r"\s")
+_SENTENCE_END = re.compile(r"[.!?…][\"'”’)\]]*\s*$")
 OPEN_QUOTES = "“"
 CLOSE_QUOTES = "”"
 
@@ -59,7 +66,7 @@ class Policy:
 
     passages: int = 8  # chunks whose sentences are candidates
     rerank: int = 14  # sentences the cross-encoder reads (swept 12, 14, 16)
-    max_quote_chars: int = 600
+    max_quote_chars: int = 600  # a quote's length at most, with its ellipses (`pieces`)
     chunk_power: float = 3.0  # how much a sentence's lexical score follows its chunk's rank
     # Relevance (mean cross-encoder logit) the best eligible sentence must reach. Swept -3..0:
     # at -2.5 rtqa false refusals are 0.01 and 0.82 of the near misses are refused; -2 refuses
@@ -94,6 +101,8 @@ class Sentence:
     lexical: float = 0.0
     relevance: float | None = None
     eligible: bool = True
+    cut_before: bool = False  # a piece of an over-long sentence (`pieces`): quoted with "…"
+    cut_after: bool = False
 
     @property
     def source(self) -> str:
@@ -136,10 +145,89 @@ def candidates(hits: Sequence[Hit], max_chars: int) -> list[Sentence]:
                 continue
             seen.add(key)
             a, b = _extend_quotation(hit.text, spans, i)
-            if b - a > max_chars:
-                b = a + (spans[i][1] - spans[i][0])
-            found.append(Sentence(hit.text[a:b], base + a, base + b, hit, rank))
+            if b - a > edge_room(hit.text, a, b, max_chars):
+                b = spans[i][1]
+            for piece in pieces(hit.text, a, b, edge_room(hit.text, a, b, max_chars)):
+                if piece.start > a and (hit.source, base + piece.start) in seen:
+                    continue
+                seen.add((hit.source, base + piece.start))
+                found.append(
+                    Sentence(
+                        hit.text[piece.start : piece.end],
+                        base + piece.start,
+                        base + piece.end,
+                        hit,
+                        rank,
+                        cut_before=piece.cut_before,
+                        cut_after=piece.cut_after,
+                    )
+                )
     return found
+
+
+def edge_room(text: str, start: int, end: int, max_chars: int) -> int:
+    """`max_chars` less room for a "…" at each edge of a chunk's `text` that [start, end)
+    touches: the sentence may go on in the file there (`cut_marks`)."""
+    return max_chars - (start == 0) - (end == len(text))
+
+
+@dataclass(frozen=True)
+class Piece:
+    """[start, end) of a text, and whether a quote of it shows "…" before or after it."""
+
+    start: int
+    end: int
+    cut_before: bool = False
+    cut_after: bool = False
+
+
+def pieces(text: str, start: int, end: int, max_chars: int, overlap: bool = True) -> list[Piece]:
+    """[start, end) of `text` as quotable pieces: itself when it fits `max_chars`, else cut at
+    word boundaries into pieces that fit with their ellipses ("a 5,000-character line with no
+    full stop"). Each piece is verbatim `text[piece.start:piece.end]`.
+
+    With `overlap`, each piece starts halfway into the one before: the cross-encoder reads only
+    a piece's first ~100 words (`bot.rerank.MAX_TOKENS`), so every word is then near the start
+    of some piece, where it is read."""
+    found: list[Piece] = []
+    at = start
+    while at < end:
+        before = at > start
+        if end - at + before <= max_chars:
+            found.append(Piece(at, end, before, False))
+            break
+        room = max_chars - before - 1
+        stop = _last_space(text, at + 1, at + room + 1) or at + room  # one long word: cut it
+        while stop > at + 1 and text[stop - 1].isspace():
+            stop -= 1
+        found.append(Piece(at, stop, before, True))
+        half = _last_space(text, at + 1, at + (stop - at) // 2 + 1) if overlap else None
+        at = half or stop
+        while at < end and text[at].isspace():
+            at += 1
+    return found
+
+
+def cut_marks(text: str, start: int, end: int) -> tuple[bool, bool]:
+    """Does [start, end) of an article's `text` begin, or end, inside a sentence of its
+    paragraph? (A piece of an over-long sentence, or a sentence a chunk boundary cut: its quote
+    shows "…" there.)"""
+    line_start = text.rfind("\n", 0, start) + 1
+    before = text[line_start:start]
+    line_end = text.find("\n", end)
+    after = text[end : len(text) if line_end < 0 else line_end]
+    cut_before = (
+        bool(before.strip())
+        and not _SENTENCE_END.search(before)
+        and not DATE_PREFIX.fullmatch(before)
+    )
+    cut_after = bool(after.strip()) and not _SENTENCE_END.search(text[start:end])
+    return cut_before, cut_after
+
+
+def _last_space(text: str, start: int, end: int) -> int | None:
+    spaces = [m.start() for m in _SPACE.finditer(text, start, end)]
+    return spaces[-1] if spaces else None
 
 
 def _extend_quotation(text: str, spans: list[tuple[int, int]], i: int) -> tuple[int, int]:

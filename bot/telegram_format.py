@@ -108,7 +108,7 @@ def render_html(answer: Answer, limit: int = MESSAGE_LIMIT) -> list[str]:
     blocks += [Block(direct_line(d), "b") for d in answer.direct]
     for quotes in _by_source(answer.quotes):
         label = source_html(quotes[0])
-        blocks += [Block(q.text, "blockquote", label) for q in quotes]
+        blocks += [Block(q.shown, "blockquote", label) for q in quotes]
     if answer.notice:
         blocks.append(Block(answer.notice, "i"))
     return pack(blocks, limit)

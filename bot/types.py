@@ -8,8 +8,12 @@ their own way (`bot.render` for terminals, `bot.telegram` for Telegram HTML), br
 - `quotes`: sentences quoted from the articles ("what did X say about Y", "why ...");
 - `direct`: the same, led by the answer itself -- a short phrase cut from one of the quotes --
   and how many articles give it (`direct`; more than one entry when the articles disagree);
-- `llm`: an LLM's cited prose, with the passages it cites as `quotes`;
+- `llm`: an LLM's cited prose, every sentence checked against what it cites (`bot.support`),
+  with the sentences of the passages that support it as `quotes`;
 - `refusal`: no answer; `text` says why, plainly, and `passages` still holds what was read.
+
+Every quote is at most `bot.read.Policy.max_quote_chars` long as shown (`Quote.shown`, which
+marks a cut with "…"); its `text` is always verbatim at its offsets.
 
 `history` is the list of earlier `Answer`s of the conversation, oldest first; each remembers
 its question.
@@ -22,7 +26,10 @@ from dataclasses import asdict, dataclass, field
 
 @dataclass(frozen=True)
 class Quote:
-    """Verbatim text of `source` at [start, end) of its decoded text; checked before shown."""
+    """Verbatim text of `source` at [start, end) of its decoded text; checked before shown.
+
+    A sentence too long to quote whole is quoted in a piece cut at word boundaries: `text` is
+    still verbatim, and `shown` -- what front ends print -- marks the cut with "…"."""
 
     text: str
     source: str
@@ -30,6 +37,13 @@ class Quote:
     end: int
     title: str | None = None
     date: str | None = None
+    # Keyword-only, so that `Passage`'s positional `score` stays where it was.
+    cut_before: bool = field(default=False, kw_only=True)
+    cut_after: bool = field(default=False, kw_only=True)
+
+    @property
+    def shown(self) -> str:
+        return f"{'…' * self.cut_before}{self.text}{'…' * self.cut_after}"
 
 
 @dataclass(frozen=True)

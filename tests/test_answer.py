@@ -5,11 +5,12 @@ integration test at the end uses the bundled model on the two example articles.
 """
 
 import datetime as dt
+import shutil
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from bot.answer import Answerer, QuestionError
+from bot.answer import POLICY, Answerer, QuestionError
 from bot.settings import BotSettings
 from index.build import build_index
 
@@ -227,3 +228,85 @@ def test_sees_an_index_update_made_by_another_process(
     # The vector side, not only BM25, has the new chunk.
     vector = answerer.embedder.embed_query("volcanoes in Iceland")
     assert answerer.store.query(vector, 1)[0]["meta"]["source"] == "volcano.txt"
+
+
+# -- quotes that cannot be checked, quotes too long to show whole -------------------------------
+def test_a_deleted_corpus_folder_is_named_instead_of_a_refusal(answerer, news):
+    assert answerer.answer("What did Smith say about tariffs?").quotes
+    shutil.rmtree(news)
+    answer = answerer.answer("What did Smith say about tariffs?")
+    assert answer.text == (
+        f"The corpus folder {news} is missing; run `newsbot index` after restoring it."
+    )
+    assert answer.refused and answer.quotes == [] and answer.sources == []
+
+
+def test_deleted_cited_files_are_named(answerer, news):
+    before = answerer.answer("What did Smith say about tariffs?")
+    assert {q.source for q in before.quotes} == {"tariffs.txt", "later/tariffs-may.txt"}
+    (news / "tariffs.txt").unlink()
+    (news / "later" / "tariffs-may.txt").unlink()
+    answer = answerer.answer("What did Smith say about tariffs?")
+    assert answer.refused and not answer.quotes
+    assert answer.text == (
+        f"later/tariffs-may.txt and tariffs.txt are no longer in {news}, so quotes of them were "
+        "left out; run `newsbot index` to bring the index up to date."
+    )
+
+
+def test_quotes_of_the_files_still_there_are_shown_with_a_notice(answerer, news):
+    before = answerer.answer("What did Smith say about farmers?")
+    assert {q.source for q in before.quotes} == {"tariffs.txt", "harvest.txt"}
+    (news / "harvest.txt").unlink()
+    answer = answerer.answer("What did Smith say about farmers?")
+    assert {q.source for q in answer.quotes} == {"tariffs.txt"}
+    assert answer.notice.startswith("harvest.txt is no longer in ")
+
+
+COUNCIL_FILLER = " ".join(
+    f"the council reviewed budget line {n} for the {('north', 'south', 'east', 'west')[n % 4]} "
+    "district and"
+    for n in range(60)
+)
+
+
+def test_a_line_without_a_full_stop_is_quoted_in_pieces_no_longer_than_a_quote(
+    make_settings, tmp_path, write_article
+):
+    folder = tmp_path / "council"
+    body = (
+        f"{COUNCIL_FILLER} Mayor Jane Doe said the harbour bridge will close for repairs in May "
+        f"because its cables are worn and {COUNCIL_FILLER} so the meeting ended"
+    )
+    assert "." not in body and len(body) > 5000
+    write_article(folder, "council.txt", body, title="Council meets on the budget")
+    settings = make_settings(BotSettings, corpus_dir=folder)
+    build_index(settings)
+    answer = Answerer(settings).answer("Why will the harbour bridge close?")
+
+    assert not answer.refused
+    assert any("harbour bridge will close" in q.text for q in answer.quotes)
+    text = (folder / "council.txt").read_text(encoding="utf-8")
+    for quote in answer.quotes:
+        assert len(quote.shown) <= POLICY.max_quote_chars
+        assert text[quote.start : quote.end] == quote.text  # the cut is verbatim, and checked
+        assert quote.cut_before and text[quote.start - 1] == " "
+        assert quote.cut_after and text[quote.end] == " "
+        assert f"  > {quote.shown}" in answer.text and quote.shown.startswith("…")
+    # Both front ends show the cut.
+    from bot.render import render_text
+    from bot.telegram_format import render_html
+
+    shown = answer.quotes[0].shown
+    assert f"  > {shown}" in render_text(answer)
+    assert f"<blockquote>{shown}</blockquote>" in "".join(render_html(answer))
+
+
+def test_the_cli_names_a_deleted_corpus_folder(answerer, news, cli_env, run_newsbot):
+    shutil.rmtree(news)
+    env = cli_env(corpus_dir=news, store_dir=answerer.settings.store_dir, embed_model="hashing")
+    done = run_newsbot("ask", "What did Smith say about tariffs?", env=env)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == (
+        f"The corpus folder {news} is missing; run `newsbot index` after restoring it."
+    )

@@ -11,8 +11,9 @@ import pytest
 
 from bot import findings
 from bot.question import analyze
-from bot.read import Policy, Reader, Sentence, candidates
+from bot.read import Policy, Reader, Sentence, candidates, cut_marks, pieces
 from bot.retrieve import Hit
+from bot.types import Quote
 
 ASKED = dt.date(2022, 7, 28)
 
@@ -220,3 +221,62 @@ def test_quotations_run_on_to_their_attribution():
 )
 def test_near_miss_wording(topic, expected):
     assert findings.near_miss(analyze("Who ordered it?"), topic, None) == expected
+
+
+def test_a_sentence_longer_than_a_quote_is_quoted_in_pieces_cut_at_word_boundaries():
+    text = " ".join(f"word{n}" for n in range(1200))  # ~8,000 characters, no full stop
+    base = 7
+    hit = Hit("x#0", text, {"source": "x.txt", "start": base, "end": base + len(text)})
+    found = candidates([hit], max_chars=600)
+
+    assert len(found) > 10
+    for s in found:
+        quote = Quote(
+            s.text, s.source, s.start, s.end, cut_before=s.cut_before, cut_after=s.cut_after
+        )
+        assert len(quote.shown) <= 600
+        assert text[s.start - base : s.end - base] == s.text  # verbatim at its offsets
+        assert s.cut_before == (s is not found[0]) and s.cut_after == (s is not found[-1])
+        assert quote.shown.startswith("…" * s.cut_before + "word")
+        assert quote.shown.endswith(s.text.split()[-1] + "…" * s.cut_after)
+    # Each piece starts within the first half of the one before, so every word is near the
+    # start of a piece, where the cross-encoder reads it.
+    for before, after in zip(found, found[1:], strict=False):
+        assert before.start < after.start <= before.start + (before.end - before.start) // 2 + 1
+        assert text[after.start - base - 1] == " "
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("fits well", ["fits well"]),
+        ("aaaa bbbb cccc dddd", ["aaaa bbbb", "cccc dddd"]),
+        ("aaaa   bbbb cccc", ["aaaa", "bbbb cccc"]),  # no spaces kept at a cut
+        ("x" * 25, ["x" * 9, "x" * 8, "x" * 8]),  # one word longer than a quote: cut in it
+    ],
+)
+def test_pieces_fit_with_their_ellipses(text, expected):
+    found = pieces(text, 0, len(text), max_chars=10, overlap=False)
+    assert [text[p.start : p.end] for p in found] == expected
+    for p in found:
+        assert p.end - p.start + p.cut_before + p.cut_after <= 10
+    overlapping = pieces(text, 0, len(text), max_chars=10)
+    assert overlapping[0] == found[0] and overlapping[-1].end == len(text)
+
+
+@pytest.mark.parametrize(
+    ("text", "quoted", "expected"),
+    [
+        ("One sentence. Another one.\n", "Another one.", (False, False)),
+        ("Title\ndate 2022-11-09 First sentence. Next.", "First sentence.", (False, False)),
+        ("words cut by a chunk boundary and more words.", "cut by a chunk", (True, True)),
+        (
+            "A paragraph without an end\nNext paragraph.",
+            "A paragraph without an end",
+            (False, False),
+        ),
+    ],
+)
+def test_cut_marks_say_where_a_quote_begins_or_ends_inside_a_sentence(text, quoted, expected):
+    start = text.index(quoted)
+    assert cut_marks(text, start, start + len(quoted)) == expected
