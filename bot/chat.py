@@ -14,6 +14,11 @@ Answerer uses to resolve follow-ups) and the commands. The terminal side stays h
 - otherwise (questions piped in, answers piped out): no prompt, no colour, the one-line index
   summary on stderr, one answer per question on stdout, exit 0 at end of input.
 
+Input is read with bad UTF-8 replaced (U+FFFD): one bad line is one odd question, not the end
+of a piped session. Lines lose their terminal controls before they are asked, and every reply
+is printable (`bot.render` and `bot.terminal_text`): a question or an article cannot drive the
+terminal.
+
 Start-up is kept short: the models (the query embedder, spaCy and the reranker: a few seconds)
 load in a background thread while the first question is being typed, and the first answer
 waits for them only if they have not finished.
@@ -37,6 +42,7 @@ from typing import TextIO
 from bot.answer import QuestionError, make_answerer
 from bot.render import render_passages, render_text, use_color
 from bot.settings import BotSettings
+from bot.terminal_text import decoded, one_line, printable
 from bot.types import Answer, IndexStats
 from index.errors import IndexBusyError, NewsbotError
 
@@ -84,7 +90,7 @@ class Conversation:
 
     def respond(self, line: str) -> Reply | None:
         """The reply to one line; None for a blank line. KeyboardInterrupt leaves no trace."""
-        text = line.strip()
+        text = printable(decoded(line)).strip()
         if not text:
             return None
         if text.startswith("/"):
@@ -92,7 +98,7 @@ class Conversation:
         try:
             answer = self.ask(text, list(self.history))
         except QuestionError as exc:
-            return Reply(str(exc))
+            return Reply(printable(str(exc)))
         self.history.append(answer)
         return Reply(render_text(answer, self.color, self.width()))
 
@@ -107,15 +113,17 @@ class Conversation:
             self.history.clear()
             return Reply("Conversation forgotten: the next question starts afresh.")
         if name == "/stats":
-            return Reply(self.stats())
+            return Reply(printable(self.stats()))
         if name in ("/quit", "/exit"):
             return Reply("", quit=True)
-        return Reply(f"Unknown command {name}; /help lists the commands.")
+        return Reply(f"Unknown command {one_line(name)}; /help lists the commands.")
 
 
 def run_chat(settings: BotSettings, update: bool = True) -> int:
     """`newsbot chat`: update the index (unless told not to), then chat until the user leaves."""
     interactive = sys.stdin.isatty() and sys.stdout.isatty()
+    with contextlib.suppress(AttributeError, ValueError):
+        sys.stdin.reconfigure(errors="replace")  # for input() too, which decodes with it
     color = use_color(sys.stdout)
     info = sys.stdout if interactive else sys.stderr
 
@@ -144,7 +152,7 @@ def run_chat(settings: BotSettings, update: bool = True) -> int:
     conversation = Conversation(
         ask, describe, color=color, width=_terminal_width if interactive else lambda: None
     )
-    summary = dataclasses.replace(stats, current=current).describe()
+    summary = one_line(dataclasses.replace(stats, current=current).describe())
     print(f"newsbot: {summary}{changes}.", file=info, flush=True)
     if interactive:
         print("Ask a question; /help lists the commands, Ctrl-D leaves.", flush=True)
@@ -225,7 +233,7 @@ def _update_index(
             (report.added, "added"),
             (report.updated, "updated"),
             (report.removed, "removed"),
-            (report.skipped, "skipped as unreadable"),
+            (report.skipped, "skipped"),
         )
         if names
     ]
@@ -276,6 +284,7 @@ def _index_current(settings: BotSettings) -> bool | None:
         content_hash,
         list_article_files,
         load_article,
+        read_article_bytes,
         source_name,
     )
 
@@ -297,8 +306,8 @@ def _index_current(settings: BotSettings) -> bool | None:
     for file in list_article_files(settings.corpus_dir):
         source = source_name(settings.corpus_dir, file)
         try:
-            data = file.read_bytes()
-        except OSError:
+            data = read_article_bytes(settings.corpus_dir, file, source)
+        except SkippedFile:
             continue  # the indexer skips it too
         if indexed.get(source) == content_hash(data):
             seen += 1

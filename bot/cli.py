@@ -1,7 +1,14 @@
 """The `newsbot` command: index, ask, chat, eval, telegram.
 
 This module only parses arguments, sets up logging and turns `NewsbotError` into one line on
-stderr and exit status 1 (a traceback only with NEWSBOT_DEBUG=1). The work lives elsewhere:
+stderr and exit status 1 (a traceback only with NEWSBOT_DEBUG=1). A reader that goes away
+(`newsbot index | head -1`) ends the command quietly with status 141, as a pipe ends `yes`.
+
+Everything printed that came from a file, a user or an LLM goes through `bot.terminal_text`:
+text without terminal controls, JSON with them escaped, log lines too (file names reach the
+log). A question given with bytes that are not UTF-8 is answered with U+FFFD in their place.
+
+The work lives elsewhere:
 `index.build` for indexing, `bot.answer` for answers, `bot.chat`, `bot.evaluate` and
 `bot.telegram` for the rest. Heavy imports happen inside the subcommand that needs them, so
 `newsbot --help` and a no-change `newsbot index` start fast.
@@ -10,12 +17,13 @@ stderr and exit status 1 (a traceback only with NEWSBOT_DEBUG=1). The work lives
 from __future__ import annotations
 
 import argparse
-import json
+import contextlib
 import logging
 import os
 import sys
 from collections.abc import Sequence
 
+from bot.terminal_text import decoded, json_text, one_line, printable
 from index.errors import NewsbotError
 
 log = logging.getLogger("newsbot")
@@ -32,11 +40,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     except NewsbotError as exc:
         if os.environ.get("NEWSBOT_DEBUG"):
             raise
-        print(f"newsbot: {exc}", file=sys.stderr)
+        print(f"newsbot: {one_line(str(exc))}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         print(file=sys.stderr)
         return 130
+    except BrokenPipeError:
+        # Whatever is still buffered for stdout must not fail again at exit.
+        with contextlib.suppress(OSError, ValueError):
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 141
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -73,8 +86,17 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+class PrintableFormatter(logging.Formatter):
+    """Log lines without terminal controls: messages name files and quote questions."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        return printable(super().format(record))
+
+
 def setup_logging(level: str) -> None:
-    logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
+    handler = logging.StreamHandler()
+    handler.setFormatter(PrintableFormatter("%(levelname)s %(name)s: %(message)s"))
+    logging.basicConfig(level=level, handlers=[handler])
     # Bot API URLs carry the token; chromadb and httpx are chatty at INFO.
     for noisy in ("httpx", "httpcore", "chromadb", "urllib3"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
@@ -110,18 +132,19 @@ def _run_index(args) -> int:
 
 def _print_report(report, settings, as_json: bool) -> None:
     if as_json:
-        print(json.dumps(report.to_dict(), ensure_ascii=False), flush=True)
+        print(json_text(report.to_dict()), flush=True)
         return
     print(format_report(report, settings), flush=True)
 
 
 def format_report(report, settings) -> str:
     def names(items: list[str]) -> str:
-        shown = ", ".join(items[:5])
+        shown = ", ".join(one_line(item) for item in items[:5])
         return f" ({shown}{', …' if len(items) > 5 else ''})" if items else ""
 
+    folder = one_line(str(settings.corpus_dir))
     lines = [
-        f"Index of {settings.corpus_dir}/ — {report.articles} articles, {report.chunks} chunks"
+        f"Index of {folder}/ — {report.articles} articles, {report.chunks} chunks"
         f"{' (rebuilt)' if report.rebuilt else ''}",
         f"  added {len(report.added)}{names(report.added)}",
         f"  updated {len(report.updated)}{names(report.updated)}",
@@ -129,8 +152,11 @@ def format_report(report, settings) -> str:
         f"  unchanged {len(report.unchanged)}",
         f"  skipped {len(report.skipped)}",
     ]
-    lines += [f"    {s['source']}: {s['reason']}" for s in report.skipped]
-    lines += [f"  warning {w['source']}: {w['warning']}" for w in report.warnings]
+    skipped = sorted(report.skipped, key=lambda s: s["source"])
+    lines += [f"    {one_line(s['source'])}: {one_line(s['reason'])}" for s in skipped]
+    lines += [
+        f"  warning {one_line(w['source'])}: {one_line(w['warning'])}" for w in report.warnings
+    ]
     rate = report.chunks_written / report.seconds if report.seconds else 0.0
     lines.append(
         f"  chunks written {report.chunks_written} in {report.seconds:.1f} s"
@@ -149,9 +175,9 @@ def _run_ask(args) -> int:
     from bot.render import render_text, use_color
 
     answerer = make_answerer(settings)
-    answer = answerer.answer(args.question, [])
+    answer = answerer.answer(printable(decoded(args.question)), [])
     if args.json:
-        print(json.dumps(answer.to_dict(), ensure_ascii=False))
+        print(json_text(answer.to_dict()))
     else:
         print(render_text(answer, color=use_color(sys.stdout)))
     return 0

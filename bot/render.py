@@ -8,7 +8,10 @@ of a quote hangs off a dim bar, and blank lines part the sources. Without colour
 file, NO_COLOR) the label stands at the margin, quote lines start with "  > " and there are no
 blank lines inside an answer, so that a script reading `newsbot chat < questions` gets one
 paragraph per answer. Quotes are never reworded: wrapping (only when a width is given) moves
-line breaks, nothing else.
+line breaks, nothing else -- except that text from an article, a question or an LLM is shown
+without terminal controls (`bot.terminal_text.printable`: escape sequences, control characters
+and bidi overrides are dropped), so that a file cannot clear the screen or write the clipboard.
+`--json` output keeps the exact text.
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ import textwrap
 from dataclasses import dataclass
 
 from bot.answer import direct_line, source_label
+from bot.terminal_text import one_line, printable
 from bot.types import Answer, Passage, Quote
 
 RESET = "\x1b[0m"
@@ -77,7 +81,7 @@ def render_text(answer: Answer, color: bool = False, width: int | None = None) -
         if answer.kind == "llm":  # the LLM's prose, then the quotes it rests on
             lines += _prose(answer.text, style, width) + style.gap
         if answer.kind == "direct":  # the answer itself first, then its evidence
-            lines += [style.answer(direct_line(d)) for d in answer.direct] + style.gap
+            lines += [style.answer(one_line(direct_line(d))) for d in answer.direct] + style.gap
         for number, quotes in enumerate(_by_source(answer.quotes)):
             lines += (style.gap if number else []) + _source_block(quotes, style, width)
     if answer.notice:
@@ -90,14 +94,15 @@ def render_passages(answer: Answer | None, color: bool = False, width: int | Non
     style = Style(color)
     if answer is None:
         return "No answer yet: ask a question first, then /sources shows what it rests on."
+    question = one_line(answer.question)
     if not answer.passages:
-        return f"No passages were retrieved for “{answer.question}”."
+        return f"No passages were retrieved for “{question}”."
     count = len(answer.passages)
-    lines = [f"{count} passage{'s' * (count != 1)} retrieved for “{answer.question}”:"]
+    lines = [f"{count} passage{'s' * (count != 1)} retrieved for “{question}”:"]
     for number, passage in enumerate(answer.passages, 1):
         quoted = " · quoted" if _is_quoted(passage, answer.quotes) else ""
         lines += style.gap + [
-            style.label(f"[{number}] {source_label(passage.source, passage.title, passage.date)}"),
+            style.label(f"[{number}] {_label(passage.source, passage.title, passage.date)}"),
             style.dim(
                 f"    characters {passage.start}–{passage.end} · score {passage.score:.4f}{quoted}"
             ),
@@ -110,10 +115,14 @@ def render_passages(answer: Answer | None, color: bool = False, width: int | Non
 
 def _source_block(quotes: list[Quote], style: Style, width: int | None) -> list[str]:
     first = quotes[0]
-    lines = [style.label(source_label(first.source, first.title, first.date))]
+    lines = [style.label(_label(first.source, first.title, first.date))]
     for quote in quotes:
-        lines += [style.gutter + line[4:] for line in _wrap(quote.text, width, indent="  > ")]
+        lines += [style.gutter + line[4:] for line in _wrap(quote.shown, width, indent="  > ")]
     return lines
+
+
+def _label(source: str, title: str | None, date: str | None) -> str:
+    return one_line(source_label(source, title, date))
 
 
 def _prose(text: str, style: Style, width: int | None) -> list[str]:
@@ -130,9 +139,10 @@ def _by_source(quotes: list[Quote]) -> list[list[Quote]]:
 
 
 def _wrap(text: str, width: int | None, indent: str = "") -> list[str]:
-    """Lines of `text` with `indent` before each; wrapped to `width` when one is given."""
+    """Lines of `text`, made printable, with `indent` before each; wrapped to `width` when one
+    is given."""
     lines = []
-    for paragraph in text.split("\n"):
+    for paragraph in printable(text).split("\n"):
         if width is None or len(indent) + len(paragraph) <= width:
             lines.append(indent + paragraph)
             continue

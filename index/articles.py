@@ -1,7 +1,18 @@
-"""Read one article file: its text, headline, date and body, tolerant of bad files.
+"""Find the article files of the corpus folder and read one: text, headline, date and body,
+tolerant of bad files.
 
-An article is a `.txt` file anywhere under the corpus folder. Its *source* -- the citation users
-see -- is its path relative to the corpus folder with `/` separators.
+An article is a `.txt` file (`.TXT`, `.Txt`: any case, so a corpus indexes the same on every
+file system) anywhere under the corpus folder. Its *source* -- the citation users see -- is its
+path relative to the corpus folder with `/` separators.
+
+What is indexed stays inside the corpus folder: `scan_corpus` lists only files whose real path
+(links followed) is inside it, and `read_article_bytes` checks the file it actually opened
+again, so a link to `~/.env` can never be quoted to whoever asks. A link to a file inside the
+folder is an article under the link's name. Links to folders are not followed: one pointing
+inside holds files that are indexed under their own path anyway, and one pointing outside is
+listed as skipped. Unreadable folders, links out of the folder and `.txt` names that are not
+regular files (a FIFO would block the reader) are listed as skipped with the reason, so
+nothing vanishes silently.
 
 Layout, all of it optional:
 
@@ -26,14 +37,22 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import os
 import re
+import stat
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from index.errors import NewsbotError
 
 # The date may be followed by text on the same line or stand on a line of its own.
 DATE_PREFIX = re.compile(r"[ \t]*date (\d{4}-\d{2}-\d{2})(?:[ \t]+|(?=[\r\n])|$)")
 MAX_TITLE_CHARS = 250
 MAX_TITLE_WORDS = 30
+ARTICLE_SUFFIX = ".txt"  # compared case-insensitively
+OUTSIDE = "links outside the corpus folder"
+FOLDER_OUTSIDE = "links to a folder outside the corpus folder"
+NOT_REGULAR = "not a regular file"
 
 
 class SkippedFile(Exception):
@@ -64,10 +83,68 @@ def source_name(corpus_dir: Path, path: Path) -> str:
     return path.relative_to(corpus_dir).as_posix()
 
 
+@dataclass(frozen=True)
+class CorpusListing:
+    """The article files under the corpus folder, and what was left out: (source, reason)."""
+
+    files: list[Path]
+    skipped: list[tuple[str, str]]  # a folder's source ends with "/"
+
+
 def list_article_files(corpus_dir: Path) -> list[Path]:
-    """Every `*.txt` file under the corpus folder, sorted by source name."""
-    files = (p for p in corpus_dir.rglob("*.txt") if p.is_file() or p.is_symlink())
-    return sorted(files, key=lambda p: source_name(corpus_dir, p))
+    """Every article file under the corpus folder, sorted by source name."""
+    return scan_corpus(corpus_dir).files
+
+
+def scan_corpus(corpus_dir: Path) -> CorpusListing:
+    """Walk the corpus folder: article files inside it, and what is skipped and why."""
+    root = Path(os.path.realpath(corpus_dir))
+    files: list[Path] = []
+    skipped: list[tuple[str, str]] = []
+    folders = [corpus_dir]
+    while folders:
+        folder = folders.pop()
+        try:
+            with os.scandir(folder) as scan:
+                entries = list(scan)
+        except OSError as exc:
+            reason = f"unreadable folder ({exc.strerror or exc})"
+            if folder == corpus_dir:
+                raise NewsbotError(
+                    f"Cannot read the corpus folder {corpus_dir}: {reason}. Make it readable, "
+                    "or set NEWSBOT_CORPUS_DIR to another folder."
+                ) from None
+            skipped.append((source_name(corpus_dir, folder) + "/", reason))
+            continue
+        for entry in entries:
+            path = folder / entry.name
+            try:
+                linked = entry.is_symlink()
+                is_dir = entry.is_dir()  # a link to a folder counts as a folder
+                is_file = entry.is_file()
+            except OSError:
+                linked = is_dir = is_file = False
+            if is_dir:
+                if not linked:
+                    folders.append(path)
+                elif not _inside(os.path.realpath(path), root):
+                    skipped.append((source_name(corpus_dir, path) + "/", FOLDER_OUTSIDE))
+                continue
+            if not entry.name.lower().endswith(ARTICLE_SUFFIX):
+                continue
+            if linked and not _inside(os.path.realpath(path), root):
+                skipped.append((source_name(corpus_dir, path), OUTSIDE))
+            elif is_file or linked:  # a broken link inside is listed: reading it says why
+                files.append(path)
+            else:
+                skipped.append((source_name(corpus_dir, path), NOT_REGULAR))
+    files.sort(key=lambda p: source_name(corpus_dir, p))
+    skipped.sort()
+    return CorpusListing(files, skipped)
+
+
+def _inside(real_path: str | Path, root: Path) -> bool:
+    return Path(real_path).is_relative_to(root)
 
 
 def content_hash(data: bytes) -> str:
@@ -84,11 +161,41 @@ def decode(data: bytes) -> tuple[str, str]:
     return data.decode("latin-1"), "latin-1"
 
 
-def read_source_text(corpus_dir: Path, source: str) -> str | None:
-    """The decoded text of a source as indexing saw it, or None when it cannot be read."""
+def read_article_bytes(corpus_dir: Path, path: Path, source: str | None = None) -> bytes:
+    """The bytes of one article file. Raises `SkippedFile` when the file, links followed, is
+    not inside the corpus folder, is not a regular file, or cannot be read."""
+    source = source if source is not None else source_name(corpus_dir, path)
     try:
-        return decode((corpus_dir / source).read_bytes())[0]
+        # Non-blocking, so that a FIFO put in place of a file cannot hang the open itself.
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+    except OSError as exc:
+        raise SkippedFile(source, f"unreadable ({exc.strerror or exc})") from None
+    with open(fd, "rb") as handle:
+        # The file actually opened, not the name: a link swapped after the scan is caught too.
+        if not _inside(_opened_path(fd, path), Path(os.path.realpath(corpus_dir))):
+            raise SkippedFile(source, OUTSIDE)
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise SkippedFile(source, NOT_REGULAR)
+        try:
+            return handle.read()
+        except OSError as exc:
+            raise SkippedFile(source, f"unreadable ({exc.strerror or exc})") from None
+
+
+def _opened_path(fd: int, path: Path) -> str:
+    """The real path of an open file: from /proc on Linux, else of its name."""
+    try:
+        return os.readlink(f"/proc/self/fd/{fd}")
     except OSError:
+        return os.path.realpath(path)
+
+
+def read_source_text(corpus_dir: Path, source: str) -> str | None:
+    """The decoded text of a source as indexing saw it, or None when it cannot be read (or is
+    not an article inside the corpus folder: a source from the index is not trusted)."""
+    try:
+        return decode(read_article_bytes(corpus_dir, corpus_dir / source, source))[0]
+    except SkippedFile:
         return None
 
 
@@ -96,10 +203,7 @@ def load_article(corpus_dir: Path, path: Path, data: bytes | None = None) -> Art
     """Read and parse one article file. Raises `SkippedFile` for files that cannot be indexed."""
     source = source_name(corpus_dir, path)
     if data is None:
-        try:
-            data = path.read_bytes()
-        except OSError as exc:
-            raise SkippedFile(source, f"unreadable ({exc.strerror or exc})") from None
+        data = read_article_bytes(corpus_dir, path, source)
     if b"\x00" in data:
         raise SkippedFile(source, "binary file (contains NUL bytes)")
     text, encoding = decode(data)

@@ -6,7 +6,10 @@ what they do not know. `.env.example` lists every field with its default, and a 
 complete.
 
 `load_settings()` turns pydantic's validation errors into a `SettingsError` that names the
-variable, so a typo in `.env` is one readable line, not a traceback.
+variable, so a typo in `.env` is one readable line, not a traceback; so is a `.env` that is not
+UTF-8 (it names the file and the line). An empty `NEWSBOT_CORPUS_DIR=` or `NEWSBOT_STORE_DIR=`
+would mean the working folder -- indexing whatever is there, or filling it with the index -- so
+it is refused; `.` says so on purpose.
 """
 
 from __future__ import annotations
@@ -61,6 +64,16 @@ class IndexSettings(BaseSettings):
     chroma_port: int = Field(8000, ge=1, le=65535, description="Chroma server port")
     log_level: str = Field("WARNING", description="DEBUG, INFO, WARNING or ERROR")
 
+    @field_validator("corpus_dir", "store_dir", mode="before")
+    @classmethod
+    def _folder_given(cls, value: Any) -> Any:
+        if isinstance(value, str) and not value.strip():
+            raise ValueError(
+                "is empty, which would mean the working folder: name a folder "
+                "(`.` if you mean the working folder), or remove the line for the default"
+            )
+        return value
+
     @field_validator("chroma_host", mode="before")
     @classmethod
     def _empty_host_is_none(cls, value: Any) -> Any:
@@ -109,6 +122,8 @@ def load_settings(settings_class: type[S] = IndexSettings, **overrides: Any) -> 
     """Read settings, raising `SettingsError` that names each bad variable."""
     try:
         return settings_class(**overrides)
+    except UnicodeDecodeError:
+        raise SettingsError(_not_utf8(settings_class)) from None
     except ValidationError as exc:
         problems = []
         for error in exc.errors():
@@ -121,3 +136,20 @@ def load_settings(settings_class: type[S] = IndexSettings, **overrides: Any) -> 
             shown = f"={value!r}" if plain else ""
             problems.append(f"{name}{shown}: {message}")
         raise SettingsError("Invalid setting " + "; ".join(problems)) from None
+
+
+def _not_utf8(settings_class: type[BaseSettings]) -> str:
+    """Which env file is not UTF-8, and where (pydantic-settings only raises the codec error)."""
+    env_file = settings_class.model_config.get("env_file") or ".env"
+    line = ""
+    try:
+        Path(env_file).read_bytes().decode("utf-8")
+    except UnicodeDecodeError as exc:
+        number = exc.object[: exc.start].count(b"\n") + 1
+        line = f", line {number}"
+    except OSError:
+        pass
+    return (
+        f"The settings file {Path(env_file).absolute()} is not UTF-8 text{line}: "
+        "save it as UTF-8 (or remove the line)."
+    )

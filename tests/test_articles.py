@@ -2,19 +2,31 @@
 
 from __future__ import annotations
 
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
 from pathlib import Path
 
 import pytest
 
 from index.articles import (
+    FOLDER_OUTSIDE,
+    NOT_REGULAR,
+    OUTSIDE,
     SkippedFile,
     content_hash,
     decode,
     list_article_files,
     load_article,
     parse_layout,
+    read_article_bytes,
     read_source_text,
+    scan_corpus,
 )
+from index.errors import NewsbotError
 
 EXAMPLE_CORPUS = Path(__file__).resolve().parent.parent / "corpus"
 
@@ -241,3 +253,154 @@ def test_list_article_files_is_recursive_and_sorted(tmp_path):
 def test_content_hash_depends_only_on_bytes():
     assert content_hash(b"abc") == content_hash(b"abc")
     assert content_hash(b"abc") != content_hash(b"abd")
+
+
+def test_upper_case_suffixes_are_articles_too(tmp_path):
+    """`*.TXT` is what some tools write; on macOS and Windows it already matched `*.txt`."""
+    for name in ("A.TXT", "b.Txt", "c.txt", "d.TXT.bak", "e.text"):
+        (tmp_path / name).write_text("Headline\nBody.\n")
+    sources = [p.name for p in list_article_files(tmp_path)]
+    assert sources == ["A.TXT", "b.Txt", "c.txt"]
+    assert load_article(tmp_path, tmp_path / "A.TXT").source == "A.TXT"
+
+
+# -- what stays out: links out of the folder, non-files, unreadable folders ----------------------
+SECRET = "TELEGRAM_BOT_TOKEN=123456:SECRET-token\nNEWSBOT_LLM_API_KEY=sk-secret\n"
+
+
+@pytest.fixture
+def linked_corpus(tmp_path) -> Path:
+    """A corpus with links of every kind, next to a folder holding a secret."""
+    outside = tmp_path / "home"
+    (outside / "notes").mkdir(parents=True)
+    (outside / ".env").write_text(SECRET)
+    (outside / "notes" / "n.txt").write_text("Private notes\nNot for the bot.\n")
+    corpus = tmp_path / "corpus"
+    (corpus / "sub").mkdir(parents=True)
+    (corpus / "a.txt").write_text("Headline\nBody.\n")
+    (corpus / "sub" / "b.txt").write_text("Other\nMore body.\n")
+    (corpus / "leak.txt").symlink_to(outside / ".env")  # absolute link out
+    (corpus / "sub" / "leak2.txt").symlink_to("../../home/.env")  # relative link out
+    (corpus / "notes").symlink_to(outside / "notes")  # a folder out
+    (corpus / "alias.txt").symlink_to("a.txt")  # a link inside is an article
+    (corpus / "again").symlink_to("sub")  # a folder inside: its files are indexed as sub/
+    (corpus / "loop").symlink_to(".")
+    (corpus / "gone.txt").symlink_to("nowhere.txt")  # broken, inside: reading says why
+    (corpus / "gone-out.txt").symlink_to(outside / "nowhere.txt")
+    os.mkfifo(corpus / "pipe.txt")
+    return corpus
+
+
+def test_only_files_inside_the_corpus_folder_are_listed_and_the_rest_is_skipped(linked_corpus):
+    listing = scan_corpus(linked_corpus)
+    assert [p.relative_to(linked_corpus).as_posix() for p in listing.files] == [
+        "a.txt",
+        "alias.txt",
+        "gone.txt",
+        "sub/b.txt",
+    ]
+    assert listing.skipped == [
+        ("gone-out.txt", OUTSIDE),
+        ("leak.txt", OUTSIDE),
+        ("notes/", FOLDER_OUTSIDE),
+        ("pipe.txt", NOT_REGULAR),
+        ("sub/leak2.txt", OUTSIDE),
+    ]
+    assert list_article_files(linked_corpus) == listing.files
+
+
+def test_a_corpus_folder_reached_through_a_link_is_fine(linked_corpus, tmp_path):
+    (tmp_path / "link-to-corpus").symlink_to(linked_corpus)
+    listing = scan_corpus(tmp_path / "link-to-corpus")
+    assert len(listing.files) == 4 and len(listing.skipped) == 5
+    assert read_article_bytes(tmp_path / "link-to-corpus", listing.files[0]) == b"Headline\nBody.\n"
+
+
+def test_reading_checks_the_file_actually_opened(linked_corpus):
+    """A file swapped for a link after the scan, or a source from the index, is not trusted."""
+    (linked_corpus / "a.txt").unlink()
+    (linked_corpus / "a.txt").symlink_to(linked_corpus.parent / "home" / ".env")
+    with pytest.raises(SkippedFile) as caught:
+        read_article_bytes(linked_corpus, linked_corpus / "a.txt")
+    assert caught.value.reason == OUTSIDE
+    with pytest.raises(SkippedFile, match=OUTSIDE):
+        load_article(linked_corpus, linked_corpus / "leak.txt")
+    for source in ("a.txt", "leak.txt", "../home/.env", str(linked_corpus.parent / "home/.env")):
+        assert read_source_text(linked_corpus, source) is None, source
+    assert read_source_text(linked_corpus, "sub/b.txt") == "Other\nMore body.\n"
+
+
+def test_a_fifo_named_like_an_article_is_skipped_without_blocking(linked_corpus):
+    with pytest.raises(SkippedFile) as caught:
+        read_article_bytes(linked_corpus, linked_corpus / "pipe.txt")  # would hang if opened
+    assert caught.value.reason == NOT_REGULAR
+
+
+LIST_AS_NOBODY = """
+import json, sys
+from pathlib import Path
+from index.articles import scan_corpus
+from index.errors import NewsbotError
+try:
+    listing = scan_corpus(Path(sys.argv[1]))
+except NewsbotError as exc:
+    print(json.dumps({"error": str(exc)}))
+else:
+    files = [p.relative_to(sys.argv[1]).as_posix() for p in listing.files]
+    print(json.dumps({"files": files, "skipped": listing.skipped}))
+"""
+
+
+def scan_as_unprivileged(corpus: Path) -> dict:
+    """scan_corpus in a process that file permissions apply to (root reads any folder)."""
+    command = [sys.executable, "-c", LIST_AS_NOBODY, str(corpus)]
+    if os.geteuid() == 0:
+        setpriv = shutil.which("setpriv")
+        if setpriv is None:
+            pytest.skip("running as root without setpriv: folder permissions cannot apply")
+        command = [setpriv, "--reuid=65534", "--regid=65534", "--clear-groups", *command]
+    done = subprocess.run(
+        command,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd="/",
+        env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parent.parent)},
+    )
+    assert done.returncode == 0, done.stderr
+    return json.loads(done.stdout)
+
+
+@pytest.fixture
+def open_tmp():
+    """A folder every user may enter (pytest's tmp_path is root's own when run as root)."""
+    folder = Path(tempfile.mkdtemp(prefix="newsbot-perm-"))
+    folder.chmod(0o755)
+    yield folder
+    for path in folder.rglob("*"):
+        if path.is_dir() and not path.is_symlink():
+            path.chmod(0o755)
+    subprocess.run(["rm", "-rf", str(folder)], check=True)
+
+
+def test_an_unreadable_sub_folder_is_listed_as_skipped(open_tmp):
+    corpus = open_tmp / "corpus"
+    (corpus / "locked").mkdir(parents=True)
+    (corpus / "a.txt").write_text("Headline\nBody.\n")
+    (corpus / "locked" / "b.txt").write_text("Hidden\nBody.\n")
+    corpus.chmod(0o755)
+    (corpus / "a.txt").chmod(0o644)
+    (corpus / "locked").chmod(0o000)
+    assert scan_as_unprivileged(corpus) == {
+        "files": ["a.txt"],
+        "skipped": [["locked/", "unreadable folder (Permission denied)"]],
+    }
+    corpus.chmod(0o000)
+    error = scan_as_unprivileged(corpus)["error"]
+    assert error.startswith(f"Cannot read the corpus folder {corpus}: unreadable folder")
+    assert "NEWSBOT_CORPUS_DIR" in error
+
+
+def test_scan_of_an_unreadable_corpus_folder_is_a_newsbot_error(tmp_path):
+    with pytest.raises(NewsbotError, match="Cannot read the corpus folder"):
+        scan_corpus(tmp_path / "missing")

@@ -157,6 +157,22 @@ def test_commands(conversation):
     )
 
 
+def test_lines_lose_their_terminal_controls_and_bad_bytes(fake):
+    def ask(question, history):
+        if question.startswith("long"):
+            raise QuestionError("Too long: \x1b]0;t\x07keep it short.")
+        return fake(question, history)
+
+    conversation = Conversation(ask, stats=lambda: "2 articles in \x1b[2Jcorpus/")
+    conversation.respond("who \x1b]52;c;eA==\x07said\x1b[2J it \udcff?\n")
+    assert fake.calls == [("who said it \ufffd?", [])]
+    assert conversation.respond("/nonsense\x1b[2J\x07") == Reply(
+        "Unknown command /nonsense; /help lists the commands."
+    )
+    assert conversation.respond("/stats") == Reply("2 articles in corpus/")
+    assert conversation.respond("long question") == Reply("Too long: keep it short.")
+
+
 def test_an_interrupted_answer_leaves_no_trace(fake):
     def interrupted(question, history):
         if question == "slow?":
@@ -259,6 +275,25 @@ def test_piped_session_bad_input_and_commands(tmp_path, corpus):
     assert out[4].startswith("2 articles, dated 2022-11-09; index up to date.\n")
     assert "\x1b[" not in result.stdout  # no colour, and no prompt either
     assert PROMPT.strip() not in result.stdout
+
+
+def test_a_piped_line_that_is_not_utf8_is_answered_and_the_session_goes_on(tmp_path, corpus):
+    lines = [b"what did \xff\xfe say?", b"/nonsense", b"/stats", QUESTION.encode()]
+    done = subprocess.run(
+        [str(NEWSBOT), "chat"],
+        input=b"".join(line + b"\n" for line in lines),
+        env=chat_env(tmp_path, **FAST),
+        cwd=tmp_path,
+        capture_output=True,
+        timeout=TIMEOUT,
+    )
+    assert done.returncode == 0, done.stderr.decode(errors="replace")
+    assert b"Traceback" not in done.stderr
+    out = replies(done.stdout.decode("utf-8"))
+    assert len(out) == 4, out  # every line after the bad one was answered too
+    assert out[1] == "Unknown command /nonsense; /help lists the commands."
+    assert out[2].startswith("2 articles, dated 2022-11-09")
+    assert out[3].startswith(EXAMPLE) or out[3].startswith("I could not find")
 
 
 def test_a_new_article_is_indexed_before_the_chat_starts(tmp_path, corpus):

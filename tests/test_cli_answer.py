@@ -1,8 +1,11 @@
 """`newsbot ask` and `newsbot eval` as real subprocesses."""
 
 import json
+import re
+import subprocess
 
 import pytest
+from conftest import NEWSBOT
 
 from bot.evaluate import grade, load_normalize
 
@@ -127,6 +130,54 @@ def test_grading_follows_the_evaluation_readme():
     assert figures["answer_accuracy"] == 0.5  # "far" lies beyond the first 800 characters
     assert figures["refusal_accuracy"] == 1.0 and figures["false_refusal_rate"] == 0.5
     assert figures["median_seconds"] == 0.2
+
+
+# -- hostile questions and articles ----------------------------------------------------------
+CONTROLS = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
+ESCAPES = "\x1b]52;c;c2VjcmV0\x07, \x1b[2J and \x1b]0;owned\x07"
+
+
+def test_a_question_with_bytes_that_are_not_utf8_is_answered(indexed, workdir):
+    """`newsbot ask $'drones \\xff hit'`: the bad byte becomes U+FFFD, the question is answered."""
+    for question in (b"What did officials in Kyiv say about drones \xff?", b"\xff\xfe"):
+        done = subprocess.run(
+            [bytes(NEWSBOT), b"ask", question], env=indexed, cwd=workdir, capture_output=True
+        )
+        assert done.returncode == 0, done.stderr.decode()
+        assert done.stderr == b""
+        shown = done.stdout.decode("utf-8")  # what is printed is UTF-8
+        assert shown.strip()
+        if question.startswith(b"What"):
+            assert shown.startswith("drones.txt")
+
+
+@pytest.fixture
+def hostile(corpus, workdir, cli_env, run_newsbot):
+    """The small corpus plus an article full of terminal escapes, indexed."""
+    (corpus / "escapes.txt").write_text(
+        f"Escapes \x1b]0;title\x07 in the headline\n"
+        f"date 2022-11-02 The spokesman said {ESCAPES} were found in the power station.\n",
+        encoding="utf-8",
+    )
+    env = cli_env(corpus_dir=corpus, store_dir=workdir / "store", embed_model="hashing")
+    assert run_newsbot("index", env=env).returncode == 0
+    return env
+
+
+def test_ask_prints_no_terminal_escape_from_an_article(hostile, run_newsbot, corpus):
+    question = "What did the spokesman say was found in the power station?"
+    done = run_newsbot("ask", question, env=hostile)
+    assert done.returncode == 0, done.stderr
+    assert "escapes.txt · Escapes  in the headline · 2022-11-02" in done.stdout
+    assert "  > The spokesman said ,  and  were found in the power station." in done.stdout
+    assert not CONTROLS.search(done.stdout)
+
+    done = run_newsbot("ask", "--json", question, env=hostile)
+    assert not CONTROLS.search(done.stdout.rstrip("\n"))
+    [quote] = [q for q in json.loads(done.stdout)["quotes"] if q["source"] == "escapes.txt"]
+    assert ESCAPES in quote["text"]  # JSON keeps the exact text, escaped
+    text = (corpus / "escapes.txt").read_text(encoding="utf-8")
+    assert text[quote["start"] : quote["end"]] == quote["text"]
 
 
 @pytest.mark.integration

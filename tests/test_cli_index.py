@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+import re
 import select
 import signal
 import subprocess
@@ -11,7 +13,10 @@ from pathlib import Path
 
 import pytest
 
+from bot.cli import main
+
 NEWSBOT = Path(sys.executable).with_name("newsbot")
+CONTROLS = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
 REPORT_LISTS = ("added", "updated", "removed", "unchanged", "skipped", "warnings")
 
 
@@ -167,3 +172,83 @@ def test_indexing_never_imports_the_reading_stages_models(env, tmp_path):
         [sys.executable, "-c", code], env=env, cwd=tmp_path, capture_output=True, text=True
     )
     assert done.returncode == 0, done.stderr
+
+
+# -- hostile corpora, settings and pipes ---------------------------------------------------------
+SECRET = "TELEGRAM_BOT_TOKEN=123456:SECRET-token"
+
+
+def test_a_link_out_of_the_corpus_is_skipped_and_never_quoted(run_newsbot, env, corpus, tmp_path):
+    home = tmp_path / "home"
+    home.mkdir()
+    (home / ".env").write_text(f"Bot settings\nThe token of the bot: {SECRET} for drones.\n")
+    (corpus / "leak.txt").write_text("Harmless\nA note about drones, for now.\n")
+    assert run_newsbot("index", env=env).returncode == 0
+    (corpus / "leak.txt").unlink()  # indexed as a file, now a link to the secret
+    (corpus / "leak.txt").symlink_to(home / ".env")
+    (corpus / "private").symlink_to(home)
+    (corpus / "evil\x1b]0;owned\x07\x1b[2J.txt").write_text("")  # empty: listed by its name
+    env["NEWSBOT_MIN_RELEVANCE"] = "-1"  # show whatever is retrieved
+
+    done = run_newsbot("index", env=env)
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.splitlines()
+    assert "  removed 1 (leak.txt)" in lines
+    assert "  skipped 3" in lines
+    assert lines[lines.index("  skipped 3") + 1 :][:3] == [
+        "    evil.txt: empty file",
+        "    leak.txt: links outside the corpus folder",
+        "    private/: links to a folder outside the corpus folder",
+    ]
+    assert not CONTROLS.search(done.stdout) and not CONTROLS.search(done.stderr)
+    assert "evil.txt: empty file" in done.stderr  # the log line, printable too
+
+    shown = run_newsbot("ask", "What is the token of the bot for drones?", env=env)
+    assert shown.returncode == 0, shown.stderr
+    assert "SECRET" not in shown.stdout and "leak.txt" not in shown.stdout
+
+
+def test_a_reader_that_goes_away_ends_the_command_quietly(env, tmp_path):
+    """`newsbot index | head -1`: the report's reader is gone before it is written."""
+    read_end, write_end = os.pipe()
+    os.close(read_end)
+    try:
+        done = subprocess.run(
+            [str(NEWSBOT), "index"],
+            stdout=write_end,
+            stderr=subprocess.PIPE,
+            env=env,
+            cwd=tmp_path,
+            text=True,
+            timeout=120,
+        )
+    finally:
+        os.close(write_end)
+    assert done.stderr == ""
+    assert done.returncode == 141
+
+
+@pytest.mark.parametrize("variable", ["NEWSBOT_CORPUS_DIR", "NEWSBOT_STORE_DIR"])
+def test_an_empty_folder_setting_is_refused_not_the_working_folder(
+    variable, workdir, corpus, monkeypatch, capsys
+):
+    monkeypatch.setenv("NEWSBOT_CORPUS_DIR", str(corpus))
+    monkeypatch.setenv("NEWSBOT_EMBED_MODEL", "hashing")
+    monkeypatch.setenv(variable, "")
+    before = sorted(workdir.iterdir())
+    assert main(["index"]) == 1
+    out, err = capsys.readouterr()
+    assert out == ""
+    [line] = err.splitlines()
+    assert line.startswith(f"newsbot: Invalid setting {variable}='': is empty")
+    assert sorted(workdir.iterdir()) == before  # no index written into the working folder
+
+
+def test_a_settings_file_that_is_not_utf8_is_one_line(workdir, monkeypatch, capsys):
+    (workdir / ".env").write_bytes(b"NEWSBOT_EMBED_MODEL=hashing\n# caf\xe9 settings\n")
+    assert main(["index"]) == 1
+    [line] = capsys.readouterr().err.splitlines()
+    assert line == (
+        f"newsbot: The settings file {workdir / '.env'} is not UTF-8 text, line 2: "
+        "save it as UTF-8 (or remove the line)."
+    )

@@ -162,3 +162,40 @@ def test_colour_only_on_a_terminal_and_never_with_no_color(monkeypatch):
     monkeypatch.delenv("NO_COLOR")
     monkeypatch.setenv("TERM", "dumb")
     assert not use_color(FakeStream(True))
+
+
+# -- text from files, users and LLMs cannot drive the terminal -------------------------------
+HOSTILE = "Officials \x1b]52;c;c2VjcmV0\x07said \x1b[2Jthe \x1b]0;owned\x07drones \x9b2J\u202ehit."
+OURS = re.compile(r"\x1b\[(?:0|1|2|33|1;36)m")  # the codes render itself adds for colour
+CONTROLS = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
+
+
+def hostile_answer(**kw) -> Answer:
+    evil = quote(HOSTILE, "evil\x1b[2J.txt", title="Title \x1b]0;t\x07here", date="2022-11-10")
+    passage = Passage(HOSTILE, evil.source, 0, len(HOSTILE), evil.title, evil.date, 0.5)
+    values = {"question": "who \x1b[2Jsaid?", "passages": [passage]} | kw
+    return answer_of(evil, **values)
+
+
+@pytest.mark.parametrize("color", [False, True])
+@pytest.mark.parametrize(
+    "answer",
+    [
+        hostile_answer(),
+        hostile_answer(kind="llm", text=f"The LLM says: {HOSTILE}", notice=f"Note {HOSTILE}"),
+        hostile_answer(
+            direct=[DirectAnswer(Quote("\x1b]0;x\x07Iran", "evil.txt", 0, 4), ("evil.txt",))]
+        ),
+        Answer(question="q", text=f"I could not find {HOSTILE}", refused=True),
+    ],
+)
+def test_no_terminal_control_from_an_answer_reaches_the_screen(answer, color):
+    for shown in (render_text(answer, color, width=60), render_passages(answer, color)):
+        assert not CONTROLS.search(OURS.sub("", shown)), repr(shown)
+        assert "c2VjcmV0" not in shown and "owned" not in shown  # whole sequences go
+
+
+def test_quotes_keep_their_words_when_their_controls_go():
+    text = render_text(hostile_answer())
+    assert "  > Officials said the drones hit." in text
+    assert text.startswith("evil.txt · Title here · 2022-11-10")

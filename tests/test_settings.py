@@ -135,3 +135,33 @@ def test_overlap_must_be_less_than_half_the_chunk(workdir, monkeypatch):
     monkeypatch.setenv("NEWSBOT_CHUNK_OVERLAP", "40")
     with pytest.raises(SettingsError, match="NEWSBOT_CHUNK_OVERLAP.*NEWSBOT_CHUNK_SIZE"):
         load_settings()
+
+
+@pytest.mark.parametrize("variable", ["NEWSBOT_CORPUS_DIR", "NEWSBOT_STORE_DIR"])
+@pytest.mark.parametrize("value", ["", "  "])
+def test_an_empty_folder_is_refused_not_taken_for_the_working_folder(
+    workdir, monkeypatch, variable, value
+):
+    monkeypatch.setenv(variable, value)
+    with pytest.raises(SettingsError) as caught:
+        load_settings()
+    assert str(caught.value).startswith(f"Invalid setting {variable}={value!r}: is empty")
+    monkeypatch.setenv(variable, ".")  # said on purpose
+    assert getattr(load_settings(), variable.removeprefix("NEWSBOT_").lower()) == Path(".")
+
+
+def test_an_empty_folder_in_dotenv_is_refused(workdir):
+    (workdir / ".env").write_text("NEWSBOT_STORE_DIR=\n", encoding="utf-8")
+    with pytest.raises(SettingsError, match="NEWSBOT_STORE_DIR='': is empty"):
+        load_settings(BotSettings)
+
+
+def test_a_dotenv_that_is_not_utf8_names_the_file_and_the_line(workdir):
+    (workdir / ".env").write_bytes(b"NEWSBOT_TOP_K=3\n\nTELEGRAM_BOT_TOKEN=caf\xe9\n")
+    with pytest.raises(SettingsError) as caught:
+        load_settings(BotSettings)
+    message = str(caught.value)
+    assert message == (
+        f"The settings file {workdir / '.env'} is not UTF-8 text, line 3: "
+        "save it as UTF-8 (or remove the line)."
+    )
