@@ -9,12 +9,27 @@ does; every message text comes from `bot.telegram_format`, so the handlers stay 
 - Updates are handled concurrently and answers are computed in threads, so a slow answer never
   holds up another chat; a per-chat lock (`in_order`) keeps each chat's replies in order.
 - Each chat remembers its last `history_turns` answers (`context.chat_data`) for follow-ups,
-  and only the most recently active `MAX_CHATS` chats are remembered at all.
-- Flood control: `FloodControl` waits as long as a `RetryAfter` asks and sends again.
-  Polling errors are logged and retried by python-telegram-bot; handler errors get the user a
-  short apology and the log a traceback. The token is redacted from every log record.
-- Webhook mode (`TELEGRAM_WEBHOOK_URL`) serves the webhook with aiohttp (installed with
-  llama-index-core) rather than python-telegram-bot's tornado extra.
+  only answers that were delivered, and only the most recently active `MAX_CHATS` chats are
+  remembered at all.
+- Strangers (not in TELEGRAM_ALLOWED_USERS) get one polite refusal in a private chat; in a
+  group they are ignored without a word.
+- Flood control is python-telegram-bot's `AIORateLimiter`: it keeps under Telegram's limits and,
+  on a `RetryAfter`, waits as long as Telegram asks and sends again.
+- Delivery (`deliver`): sendMessage is not idempotent, and Telegram offers no way to ask whether
+  a message arrived, so each failure is judged by what it says about the message:
+  an error status (5xx, with a JSON body, an HTML page or garbage) or a connection that never
+  opened means it was not stored: send again. A timeout or a connection dropped after the
+  request went out leaves it unknown: send again too, so an answer arrives at least once (a
+  rare duplicate beats a lost answer). A 2xx whose body does not parse means it was stored: do
+  not send again. At most `SEND_ATTEMPTS` tries, with exponential backoff; if all fail, the user
+  gets the apology and the answer stays out of the history.
+- Polling errors are logged and retried by python-telegram-bot; handler errors get the user a
+  short apology and the log a traceback. The token and the webhook secret are redacted from
+  every log record.
+- Webhook mode (`TELEGRAM_WEBHOOK_URL`) is python-telegram-bot's own webhook server
+  (`Updater.start_webhook`, the `webhooks` extra), which refuses (403) every call without the
+  secret registered with `setWebhook`: TELEGRAM_WEBHOOK_SECRET, or when that is empty a random
+  one made for the run, so a forged update never reaches a handler.
 - The index can change under a running bot (`newsbot index --watch`, `/reindex`, another
   process): the answerer checks the index generation on every question.
 """
@@ -23,34 +38,32 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import datetime as dt
 import functools
-import hmac
 import logging
+import random
 import re
+import secrets
 import signal
 import sys
-import warnings
 from collections import OrderedDict, deque
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import replace
 from urllib.parse import urlsplit
 
 from telegram import BotCommand, LinkPreviewOptions, Message, Update
 from telegram.constants import ChatAction, ChatType, ParseMode
-from telegram.error import BadRequest, InvalidToken, NetworkError, RetryAfter, TelegramError
+from telegram.error import BadRequest, InvalidToken, NetworkError, TelegramError
 from telegram.ext import (
+    AIORateLimiter,
     Application,
     ApplicationBuilder,
     ApplicationHandlerStop,
-    BaseRateLimiter,
     CommandHandler,
     ContextTypes,
     MessageHandler,
     TypeHandler,
     filters,
 )
-from telegram.warnings import PTBDeprecationWarning
 
 from bot import telegram_format as fmt
 from bot.answer import Answerer, QuestionError
@@ -76,9 +89,13 @@ UPDATES = ["message", "edited_message"]
 TYPING_EVERY = 4.0  # Telegram shows "typing…" for 5 s per chat action
 MAX_CHATS = 5000  # chats whose conversation is remembered (least recently active forgotten)
 MAX_REFUSED = 10000  # strangers already refused once
-FLOOD_ATTEMPTS = 5
-BOOTSTRAP_RETRIES = 5  # tries of deleteWebhook when polling starts
+FLOOD_RETRIES = 4  # sends again after a RetryAfter, each after the wait Telegram asks for
+SEND_ATTEMPTS = 5  # tries of one message before the user gets the apology instead
+SEND_BACKOFF = 0.5  # seconds before the first retry, doubled for each one after
+SEND_TIMEOUT = 5.0  # seconds to wait for Telegram's answer to a sendMessage
+BOOTSTRAP_RETRIES = 5  # tries of deleteWebhook / setWebhook when the bot starts
 SECRET_HEADER = "X-Telegram-Bot-Api-Secret-Token"
+SECRET = re.compile(r"[A-Za-z0-9_-]{1,256}")  # what Telegram accepts as a webhook secret
 NO_PREVIEW = LinkPreviewOptions(is_disabled=True)
 COMMANDS = [
     ("ask", "ask a question (in groups)"),
@@ -106,34 +123,45 @@ def bot_token(settings: BotSettings) -> str:
     return token
 
 
-class RedactToken(logging.Filter):
-    """Replaces the token's secret part in a record's message and traceback."""
+class RedactSecret(logging.Filter):
+    """Replaces `secret` with `label` in a record's message and traceback."""
 
-    def __init__(self, token: str):
+    def __init__(self, secret: str, label: str):
         super().__init__()
-        self.secret = token.split(":", 1)[-1]
+        self.secret, self.label = secret, label
 
     def filter(self, record: logging.LogRecord) -> bool:
         message = record.getMessage()
         if self.secret in message:
-            record.msg, record.args = message.replace(self.secret, "[token]"), None
+            record.msg, record.args = message.replace(self.secret, self.label), None
         if record.exc_info and not record.exc_text:
             record.exc_text = logging.Formatter().formatException(record.exc_info)
         if record.exc_text and self.secret in record.exc_text:
-            record.exc_text = record.exc_text.replace(self.secret, "[token]")
+            record.exc_text = record.exc_text.replace(self.secret, self.label)
         if record.stack_info and self.secret in record.stack_info:
-            record.stack_info = record.stack_info.replace(self.secret, "[token]")
+            record.stack_info = record.stack_info.replace(self.secret, self.label)
         return True
+
+
+class RedactToken(RedactSecret):
+    """Replaces the token's secret part in a record's message and traceback."""
+
+    def __init__(self, token: str):
+        super().__init__(token.split(":", 1)[-1], "[token]")
 
 
 def hide_token(token: str) -> None:
     """Keep the token out of every log line: quiet HTTP loggers, redact at every handler."""
     for name in ("httpx", "httpcore"):  # they log each URL, and Bot API URLs hold the token
         logging.getLogger(name).setLevel(logging.WARNING)
-    redact = RedactToken(token)
+    hide(RedactToken(token))
+
+
+def hide(redact: RedactSecret) -> None:
+    """Add `redact` to every log handler that does not have it yet."""
     for handler in [*logging.getLogger().handlers, logging.lastResort]:
         if handler is not None and not any(
-            isinstance(f, RedactToken) and f.secret == redact.secret for f in handler.filters
+            isinstance(f, RedactSecret) and f.secret == redact.secret for f in handler.filters
         ):
             handler.addFilter(redact)
 
@@ -143,7 +171,10 @@ def build_application(settings: BotSettings, answerer: Answerer) -> Application:
     token = bot_token(settings)
     hide_token(token)
     builder = (
-        ApplicationBuilder().token(token).rate_limiter(FloodControl()).concurrent_updates(True)
+        ApplicationBuilder()
+        .token(token)
+        .rate_limiter(AIORateLimiter(max_retries=FLOOD_RETRIES))
+        .concurrent_updates(True)
     )
     if settings.telegram_base_url:
         base_url = settings.telegram_base_url.strip()
@@ -216,9 +247,10 @@ def run_telegram(settings: BotSettings) -> int:
     """Run until interrupted: long polling, or a webhook server when TELEGRAM_WEBHOOK_URL is set."""
     from bot.answer import make_answerer
 
-    bot_token(settings)  # a bad token is one sentence, before the model loads
+    bot_token(settings)  # a bad setting is one sentence, before the model loads
     fmt.parse_users(settings.telegram_allowed_users, "TELEGRAM_ALLOWED_USERS")
     fmt.parse_users(settings.telegram_admin_users, "TELEGRAM_ADMIN_USERS")
+    webhook_secret(settings)
     answerer = make_answerer(settings)
     answerer.warm_up()
     application = build_application(settings, answerer)
@@ -254,7 +286,7 @@ async def serve(
     async with application:  # getMe: a bad token or an unreachable server fails here
         await _set_commands(application)
         if webhook:
-            receiver = await start_webhook(application, settings)
+            await start_webhook(application, settings)
         else:
 
             def polling_error(exc: TelegramError) -> None:
@@ -275,10 +307,7 @@ async def serve(
         try:
             await stop.wait()
         finally:
-            if webhook:
-                await receiver.cleanup()
-            else:
-                await application.updater.stop()
+            await application.updater.stop()
             await application.stop()
 
 
@@ -289,71 +318,64 @@ async def _set_commands(application: Application) -> None:
         log.warning("could not set the bot's command menu: %s", exc)
 
 
-async def start_webhook(application: Application, settings: BotSettings):
+async def start_webhook(application: Application, settings: BotSettings) -> None:
     """Receive updates on TELEGRAM_WEBHOOK_LISTEN:PORT at the path of TELEGRAM_WEBHOOK_URL.
 
-    Meant to sit behind a reverse proxy that terminates HTTPS; returns the aiohttp runner to
-    clean up.
+    Meant to sit behind a reverse proxy that terminates HTTPS. python-telegram-bot's server
+    registers the webhook with its secret and answers 403 to any call without that secret.
     """
-    from aiohttp import web
-
     url = settings.telegram_webhook_url.strip()
-    secret = settings.telegram_webhook_secret.get_secret_value() or None
-    if secret and not re.fullmatch(r"[A-Za-z0-9_-]{1,256}", secret):
-        raise SettingsError(
-            "Invalid setting TELEGRAM_WEBHOOK_SECRET: use 1-256 letters, digits, '_' or '-'."
-        )
-
-    async def receive(request: web.Request) -> web.Response:
-        if secret and not hmac.compare_digest(request.headers.get(SECRET_HEADER, ""), secret):
-            return web.Response(status=403)
-        try:
-            update = Update.de_json(await request.json(), application.bot)
-        except (ValueError, TypeError, KeyError):
-            return web.Response(status=400)
-        await application.update_queue.put(update)
-        return web.Response()
-
-    server = web.Application()
-    server.router.add_post(urlsplit(url).path or "/", receive)
-    runner = web.AppRunner(server, access_log=None)
-    await runner.setup()
+    secret = webhook_secret(settings)
+    hide(RedactSecret(secret, "[webhook secret]"))  # setWebhook's parameters are logged at DEBUG
     host, port = settings.telegram_webhook_listen, settings.telegram_webhook_port
     try:
-        await web.TCPSite(runner, host, port).start()
+        await application.updater.start_webhook(
+            listen=host,
+            port=port,
+            url_path=re.escape(urlsplit(url).path or "/"),  # it becomes a route's regex
+            webhook_url=url,
+            secret_token=secret,
+            allowed_updates=UPDATES,
+            bootstrap_retries=BOOTSTRAP_RETRIES,
+        )
     except OSError as exc:
-        await runner.cleanup()
         raise NewsbotError(
             f"Cannot listen for the webhook on {host}:{port} ({exc.strerror or exc}); set "
             "TELEGRAM_WEBHOOK_LISTEN and TELEGRAM_WEBHOOK_PORT."
         ) from None
-    await application.bot.set_webhook(url, secret_token=secret, allowed_updates=UPDATES)
-    return runner
+
+
+def webhook_secret(settings: BotSettings) -> str:
+    """TELEGRAM_WEBHOOK_SECRET, checked; when it is empty, a strong random one for this run.
+
+    Without a secret anyone who finds the webhook's address could post updates "from" an admin.
+    Each start registers the secret anew with setWebhook, so a random one needs no setup.
+    """
+    secret = settings.telegram_webhook_secret.get_secret_value().strip()
+    if not secret:
+        return secrets.token_urlsafe(32)  # 43 characters of [A-Za-z0-9_-]
+    if not SECRET.fullmatch(secret):
+        raise SettingsError(
+            "Invalid setting TELEGRAM_WEBHOOK_SECRET: use 1-256 letters, digits, '_' or '-' "
+            "(or leave it empty for a random one)."
+        )
+    return secret
 
 
 # -- the gate ------------------------------------------------------------------------------
 async def gate(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
-    """Runs before every handler: strangers get one polite refusal, then silence."""
+    """Runs before every handler: strangers get one polite refusal in a private chat, then
+    silence; in groups, silence from the start (a group is not theirs to be told about)."""
     allowed, user = context.bot_data[ALLOWED], update.effective_user
     if not allowed or user in allowed or user in context.bot_data[ADMINS]:
         return
     message, refused = update.message, context.bot_data[REFUSED]
-    if user is not None and message and user.id not in refused and for_bot(message):
+    private = message is not None and message.chat.type == ChatType.PRIVATE
+    if user is not None and private and user.id not in refused:
         _remember(refused, user.id, MAX_REFUSED)
         log.info("refused user %s (not in TELEGRAM_ALLOWED_USERS)", user.id)
         await send_parts(message, [fmt.NOT_ALLOWED])
     raise ApplicationHandlerStop
-
-
-def for_bot(message: Message) -> bool:
-    """Is this message meant for the bot: a private chat, a command, a mention or a reply?"""
-    if message.chat.type == ChatType.PRIVATE:
-        return True
-    text = message.text or ""
-    if text.startswith("/"):
-        target = text.split(maxsplit=1)[0].partition("@")[2]
-        return not target or target.lower() == (message.get_bot().username or "").lower()
-    return group_question(message) is not None
 
 
 def group_question(message: Message) -> str | None:
@@ -462,8 +484,8 @@ async def answer_question(update: Update, context: ContextTypes.DEFAULT_TYPE, qu
     except QuestionError as exc:  # its message is the polite explanation
         await send_parts(message, [fmt.plain(str(exc))])
         return
+    await send_parts(message, fmt.render_html(answer))  # raises if it could not be delivered
     remember(context, message.chat_id, answer, settings.history_turns)
-    await send_parts(message, fmt.render_html(answer))
 
 
 def remember(context: ContextTypes.DEFAULT_TYPE, chat_id: int, answer: Answer, turns: int) -> None:
@@ -514,50 +536,58 @@ async def send_html(message: Message, html: str, quote: bool = False) -> None:
     if quote:
         options["allow_sending_without_reply"] = True
     try:
-        await message.reply_text(html, parse_mode=ParseMode.HTML, **options)
+        await deliver(message.reply_text, html, parse_mode=ParseMode.HTML, **options)
     except BadRequest as exc:
         # Everything is escaped, so this cannot happen; if Telegram disagrees, the user still
         # gets the answer, as plain text.
         if "parse entities" not in str(exc).lower():
             raise
         log.error("Telegram rejected our HTML (%s); sending plain text instead", exc)
-        await message.reply_text(fmt.html_to_text(html), **options)
+        await deliver(message.reply_text, fmt.html_to_text(html), **options)
 
 
-class FloodControl(BaseRateLimiter[None]):
-    """On `RetryAfter`, wait as long as Telegram asks, then send the same request again.
+async def deliver(send: Callable[..., Awaitable[object]], text: str, **options) -> None:
+    """`send(text, **options)` (a sendMessage), tried again while it fails on the way.
 
-    Reacts only when Telegram complains (this bot sends about one message per question, far
-    below the limits), and retries a bounded number of times. getUpdates never comes here.
+    The policy is in the module docstring: an error status, a network error or a timeout is
+    tried again, up to SEND_ATTEMPTS times with exponential backoff (a timeout may mean the
+    message did arrive, so the user may rarely see it twice); a refusal (BadRequest, Forbidden)
+    is final; a 2xx whose body does not parse counts as delivered. A RetryAfter is handled, and
+    waited for, by the rate limiter underneath.
     """
+    for attempt in range(1, SEND_ATTEMPTS + 1):
+        try:
+            await send(text, read_timeout=SEND_TIMEOUT, **options)
+            return
+        except BadRequest:
+            raise
+        except NetworkError as exc:  # 5xx, no connection, a dropped one, TimedOut
+            if attempt == SEND_ATTEMPTS:
+                raise
+            wait = SEND_BACKOFF * 2 ** (attempt - 1) * random.uniform(1.0, 1.5)
+            log.warning(
+                "sendMessage failed (%s: %s); trying again in %.1f s (attempt %d of %d)",
+                type(exc).__name__,
+                exc,
+                wait,
+                attempt + 1,
+                SEND_ATTEMPTS,
+            )
+            await asyncio.sleep(wait)
+        except TelegramError as exc:
+            if not stored_but_garbled(exc):
+                raise
+            log.warning("Telegram's answer to sendMessage did not parse; taking it as delivered")
+            return
 
-    def __init__(self, attempts: int = FLOOD_ATTEMPTS):
-        self.attempts = attempts
 
-    async def initialize(self) -> None:
-        pass
+def stored_but_garbled(exc: TelegramError) -> bool:
+    """Did Telegram answer 2xx (it stored the message) with a body that is not JSON?
 
-    async def shutdown(self) -> None:
-        pass
-
-    async def process_request(self, callback, args, kwargs, endpoint, data, rate_limit_args):
-        for attempt in range(1, self.attempts + 1):
-            try:
-                return await callback(*args, **kwargs)
-            except RetryAfter as exc:
-                if attempt == self.attempts:
-                    raise
-                wait = retry_seconds(exc)
-                log.warning("flood control on %s: waiting %.1f s as Telegram asks", endpoint, wait)
-                await asyncio.sleep(wait)
-        raise AssertionError("unreachable")
-
-
-def retry_seconds(exc: RetryAfter) -> float:
-    with warnings.catch_warnings():  # an int today, a timedelta with PTB_TIMEDELTA=1
-        warnings.simplefilter("ignore", PTBDeprecationWarning)
-        value = exc.retry_after
-    return value.total_seconds() if isinstance(value, dt.timedelta) else float(value)
+    python-telegram-bot raises a bare TelegramError, caused by the JSON error, only then; an
+    error status with such a body becomes a NetworkError (5xx) or one of its kin.
+    """
+    return type(exc) is TelegramError and isinstance(exc.__cause__, ValueError)
 
 
 # -- errors --------------------------------------------------------------------------------
@@ -573,6 +603,6 @@ async def on_error(update: object, context: ContextTypes.DEFAULT_TYPE) -> None:
     message = update.effective_message if isinstance(update, Update) else None
     if message is not None:
         try:
-            await message.reply_text(fmt.APOLOGY)
+            await deliver(message.reply_text, fmt.APOLOGY)
         except TelegramError as exc:
             log.warning("could not send the apology either: %s", exc)

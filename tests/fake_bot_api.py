@@ -14,6 +14,20 @@ parse entities" / "message is too long"), so a test sees what the real server wo
 
 `retry_after(seconds)` makes the next sendMessage fail with Telegram's 429 flood-control answer;
 `fail_polls(n)` makes the next getUpdates calls fail with 502 Bad Gateway.
+
+`fail_sends(kind, ...)` makes the next sendMessage calls fail, one kind each, and
+`fail_sends_at_random(rate, kinds, seed)` fails that share of them; the kinds (`SEND_FAILURES`)
+say whether the message was stored first, as the real server might have done:
+
+    "500" "502" "503"   an error status with Telegram's JSON body         not stored
+    "html"              502 with the HTML page of a proxy in front of it  not stored
+    "drop"              the connection closes without an answer           not stored
+    "hang"              no answer for `hang_seconds`, then it closes       not stored
+    "bad-json"          200, but the body is not JSON                     stored
+    "hang-after-store"  no answer for `hang_seconds`, then it closes       stored
+
+Every stored message is in `sent` (what the user sees, duplicates included); every failed call
+is in `failed` with its kind and whether it was stored.
 Everything is stdlib (http.server in a thread); every wait is bounded.
 """
 
@@ -23,11 +37,14 @@ import contextlib
 import html
 import itertools
 import json
+import random
 import re
+import socket
 import sys
 import threading
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qsl
@@ -44,12 +61,39 @@ BOT_USER = {
 }
 MAX_POLL_WAIT = 0.5  # seconds a getUpdates waits for news (Telegram: up to `timeout`)
 MESSAGE_LIMIT = 4096
+HANG_SECONDS = 6.0  # a "hang" outlasts python-telegram-bot's default read timeout of 5 s
+SEND_FAILURES = {  # kind -> stored before failing?
+    "500": False,
+    "502": False,
+    "503": False,
+    "html": False,
+    "drop": False,
+    "hang": False,
+    "bad-json": True,
+    "hang-after-store": True,
+}
+PROXY_ERROR_PAGE = (
+    b"<html>\r\n<head><title>502 Bad Gateway</title></head>\r\n<body>\r\n"
+    b"<center><h1>502 Bad Gateway</h1></center>\r\n<hr><center>nginx</center>\r\n"
+    b"</body>\r\n</html>\r\n"
+)
 ALLOWED_TAGS = {
     "b", "strong", "i", "em", "u", "ins", "s", "strike", "del", "span", "tg-spoiler", "a",
     "code", "pre", "blockquote", "tg-emoji",
 }  # fmt: skip
 ENTITY = re.compile(r"&(?:#\d+|#x[0-9a-fA-F]+|lt|gt|amp|quot);")
 TAG = re.compile(r"<(/?)([a-zA-Z][a-zA-Z0-9-]*)((?:\s[^<>]*)?)>")
+
+
+@dataclass
+class Raw:
+    """A body sent as it is, not as JSON."""
+
+    body: bytes
+    content_type: str
+
+
+DROP = (0, None)  # close the connection without an answer
 
 
 class FakeBotApi:
@@ -63,10 +107,16 @@ class FakeBotApi:
         self.sent: list[dict] = []  # accepted sendMessage parameters, plus "at" and "message_id"
         self.rejected: list[dict] = []  # sendMessage refused: parameters, plus "error"
         self.actions: list[dict] = []  # sendChatAction parameters
+        self.failed: list[
+            dict
+        ] = []  # sendMessage failed on purpose: parameters, "failure", "stored"
         self.chats: dict[int, dict] = {}
         self.offset = 0  # the highest getUpdates offset seen: updates below it were received
-        self._flood: list[int] = []
-        self._poll_failures = 0  # retry_after seconds for the next sendMessage calls
+        self._flood: list[int] = []  # retry_after seconds for the next sendMessage calls
+        self._poll_failures = 0
+        self._send_failures: list[str] = []  # kinds of failure for the next sendMessage calls
+        self._random_failures: tuple[float, tuple[str, ...], random.Random] | None = None
+        self.hang_seconds = HANG_SECONDS
         self._update_ids = itertools.count(1)
         self._message_ids = itertools.count(1000)
         self._server: ThreadingHTTPServer | None = None
@@ -171,6 +221,22 @@ class FakeBotApi:
         with self.lock:
             self._poll_failures += times
 
+    def fail_sends(self, *kinds: str) -> None:
+        """The next sendMessage calls fail, one per kind given (see `SEND_FAILURES`)."""
+        unknown = set(kinds) - set(SEND_FAILURES)
+        assert not unknown, f"unknown kinds of failure: {unknown}"
+        with self.lock:
+            self._send_failures.extend(kinds)
+
+    def fail_sends_at_random(
+        self, rate: float, kinds: tuple[str, ...] = ("500", "502", "503"), seed: int = 0
+    ) -> None:
+        """From now on, each sendMessage fails with probability `rate`, in one of `kinds`."""
+        unknown = set(kinds) - set(SEND_FAILURES)
+        assert not unknown, f"unknown kinds of failure: {unknown}"
+        with self.lock:
+            self._random_failures = (rate, tuple(kinds), random.Random(seed))
+
     # -- what the bot did --------------------------------------------------------------------
     def sent_to(self, chat_id: int) -> list[dict]:
         with self.lock:
@@ -199,7 +265,7 @@ class FakeBotApi:
             return self.offset > update_id
 
     # -- the API -----------------------------------------------------------------------------
-    def handle(self, method: str, params: dict) -> tuple[int, dict]:
+    def handle(self, method: str, params: dict) -> tuple[int, dict | Raw | None]:
         with self.lock:
             self.calls.append((method, params))
         handler = getattr(self, f"api_{method}", None)
@@ -228,7 +294,17 @@ class FakeBotApi:
             batch = self.updates[:limit]
         return 200, {"ok": True, "result": batch}
 
-    def api_sendMessage(self, params: dict) -> tuple[int, dict]:
+    def _next_failure(self) -> str | None:
+        with self.lock:
+            if self._send_failures:
+                return self._send_failures.pop(0)
+            if self._random_failures:
+                rate, kinds, chance = self._random_failures
+                if chance.random() < rate:
+                    return chance.choice(kinds)
+        return None
+
+    def api_sendMessage(self, params: dict) -> tuple[int, dict | Raw | None]:
         with self.lock:
             if self._flood:
                 seconds = self._flood.pop(0)
@@ -254,19 +330,48 @@ class FakeBotApi:
             with self.lock:
                 self.rejected.append({**params, "error": error, "at": time.monotonic()})
             return 400, {"ok": False, "error_code": 400, "description": f"Bad Request: {error}"}
+        failure = self._next_failure()
+        if failure is not None:
+            return self._fail(failure, params, visible)
+        return 200, {"ok": True, "result": self._store(params, visible)}
+
+    def _store(self, params: dict, visible: str) -> dict:
+        """Keep the message as delivered; returns the Message Telegram would answer with."""
         chat_id = int(params["chat_id"])
         with self.lock:
             message_id = next(self._message_ids)
             self.sent.append({**params, "message_id": message_id, "at": time.monotonic()})
             chat = self.chats.get(chat_id, {"id": chat_id, "type": "private", "first_name": "R"})
-        result = {
+        return {
             "message_id": message_id,
             "date": int(time.time()),
             "chat": chat,
             "from": self.bot,
             "text": visible,
         }
-        return 200, {"ok": True, "result": result}
+
+    def _fail(self, failure: str, params: dict, visible: str) -> tuple[int, dict | Raw | None]:
+        """Answer a sendMessage with `failure`: a status and a body, or DROP to close the
+        connection without an answer."""
+        stored = SEND_FAILURES[failure]
+        if stored:
+            self._store(params, visible)
+        with self.lock:
+            self.failed.append(
+                {**params, "failure": failure, "stored": stored, "at": time.monotonic()}
+            )
+        if failure.startswith("hang"):
+            time.sleep(self.hang_seconds)
+            return DROP
+        if failure == "drop":
+            return DROP
+        if failure == "html":
+            return 502, Raw(PROXY_ERROR_PAGE, "text/html")
+        if failure == "bad-json":
+            return 200, Raw(b'{"ok": true, "result": {"message_id": 1, "da', "application/json")
+        status = int(failure)
+        description = {500: "Internal Server Error", 502: "Bad Gateway", 503: "Service Unavailable"}
+        return status, {"ok": False, "error_code": status, "description": description[status]}
 
     def api_sendChatAction(self, params: dict) -> tuple[int, dict]:
         with self.lock:
@@ -304,10 +409,18 @@ class _Handler(BaseHTTPRequestHandler):
             return
         self._reply(*self.fake.handle(match[2], _parameters(self.headers, body)))
 
-    def _reply(self, status: int, payload: dict) -> None:
-        data = json.dumps(payload).encode()
+    def _reply(self, status: int, payload: dict | Raw | None) -> None:
+        if payload is None:  # DROP
+            self.close_connection = True
+            with contextlib.suppress(OSError):
+                self.connection.shutdown(socket.SHUT_RDWR)
+            return
+        if isinstance(payload, Raw):
+            data, content_type = payload.body, payload.content_type
+        else:
+            data, content_type = json.dumps(payload).encode(), "application/json"
         self.send_response(status)
-        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Type", content_type)
         self.send_header("Content-Length", str(len(data)))
         self.end_headers()
         with contextlib.suppress(BrokenPipeError, ConnectionResetError):  # the bot gave up

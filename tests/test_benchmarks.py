@@ -11,6 +11,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 # benchmarks/ is not an installed package (it is run from a checkout: `python -m benchmarks`).
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
@@ -120,3 +122,58 @@ def test_report_marks_targets_and_tolerates_missing_parts():
 
     partial = markdown({"answering": results["answering"]})
     assert "### Targets" in partial and "| indexing rate >= 0.85 of raw encode | – | – |" in partial
+
+
+# -- the Telegram load benchmark -----------------------------------------------------------
+def test_telegram_load_counts_duplicates_losses_and_order(capsys):
+    """The tally behind "delivered exactly once, in order", on messages a fake server stored."""
+    import argparse
+    from types import SimpleNamespace
+
+    from benchmarks.telegram_load import Noted, summarize
+    from bot import telegram_format as fmt
+    from tests.fake_bot_api import FakeBotApi
+
+    api = FakeBotApi()  # not started: its API is called directly, as the HTTP handler would
+    noted = Noted(answerer=None, render=lambda answer: answer)
+    # chat 1: fine; chat 2: its first answer twice; chat 3: its second answer lost (apology);
+    # chat 4: both answers, swapped.
+    plan = {
+        1: (["a1", "a2"], ["a1", "a2"]),
+        2: (["b1", "b2"], ["b1", "b1", "b2"]),
+        3: (["c1", "c2"], ["c1", fmt.APOLOGY]),
+        4: (["d1", "d2"], ["d2", "d1"]),
+    }
+    asked = {}
+    for chat, (answers, delivered) in plan.items():
+        asked[chat] = [api.send_text(chat, f"question {k}?") for k in range(len(answers))]
+        noted.expected[chat] = [[text] for text in answers]
+        for text in delivered:
+            assert api.handle("sendMessage", {"chat_id": chat, "text": text})[0] == 200
+    args = argparse.Namespace(chats=4, questions=2, burst=False, fail_rate=0.0, no_update=True)
+    updates = SimpleNamespace(rounds=[], errors=[])
+    assert summarize(api, asked, noted, updates, args, 1.0, fmt) == 1
+    out = capsys.readouterr().out
+    assert (
+        "delivered exactly once and in order: 2/8; duplicate messages 1, answers lost 1, "
+        "chats out of order 1, apologies 1" in out
+    )
+    assert "update -> reply: median" in out  # from chat 1, the one delivered as it should be
+
+
+@pytest.mark.integration
+@pytest.mark.slow
+def test_telegram_load_quick_run_delivers_every_answer_once_while_the_index_changes(tmp_path):
+    result = subprocess.run(
+        [sys.executable, "-m", "benchmarks.telegram_load", "--quick", "--fail-rate", "0.3"]
+        + ["--update-in", "process", "--timeout", "240"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    out = result.stdout
+    assert "delivered exactly once and in order: 10/10; duplicate messages 0, answers lost 0" in out
+    assert "sends failed by the server: 0 " not in out  # some did fail, and were sent again
+    assert "index updates during the run: 0 " not in out and "errors: 0" in out
