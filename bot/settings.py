@@ -79,7 +79,7 @@ class BotSettings(IndexSettings):
     telegram_webhook_secret: SecretStr = Field(
         SecretStr(""),
         validation_alias=_telegram("TELEGRAM_WEBHOOK_SECRET"),
-        description="secret token Telegram sends with each webhook call; empty = a random one at each start",
+        description="secret Telegram sends with each webhook call; empty: a random one per start",
     )
     telegram_allowed_users: str = Field(
         "",
