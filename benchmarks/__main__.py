@@ -41,6 +41,7 @@ from benchmarks.common import (
     run_phase,
 )
 from benchmarks.report import markdown, targets
+from index.lexical import cache_path
 
 _SCRIPT = Path(sys.executable).with_name("newsbot")
 NEWSBOT = [str(_SCRIPT)] if _SCRIPT.exists() else [sys.executable, "-m", "bot.cli"]
@@ -323,7 +324,7 @@ class Benchmark:
         existed = (store / "manifest.sqlite3").exists()
         _wait_for_lock(store)
         # The saved BM25 state is made again by the current code (index.lexical may have changed).
-        (store / "bm25.pkl").unlink(missing_ok=True)
+        cache_path(store).unlink(missing_ok=True)
         say(f"newsbot index of eval ({'cached' if existed else 'new'}: {newsbot_dir.name})")
         build = self.index(corpus, store)
         reused = existed and build["chunks_written"] == 0
@@ -353,7 +354,7 @@ class Benchmark:
         near_store = self.out / "cache" / f"newsbot-nearmiss-{near_key}" / "store"
         near_existed = (near_store / "manifest.sqlite3").exists()
         _wait_for_lock(near_store)
-        (near_store / "bm25.pkl").unlink(missing_ok=True)
+        cache_path(near_store).unlink(missing_ok=True)
         near_build = self.index(near, near_store)
         notes.append(
             "nearmiss index "

@@ -9,21 +9,30 @@ date or a period, chunks of articles from that period get a bonus, and a second,
 vector query makes sure they are among the candidates at all.
 
 The retriever watches the collection's generation (one cheap metadata read per question): when
-an indexer has changed the index, BM25 re-syncs incrementally (see `index.lexical`) before the
-question is answered, and the vector side is always live in Chroma. Answers never see a
-half-updated BM25: the new one is built aside and swapped in.
+an indexer has changed the index, Chroma is reopened (an embedded client does not see another
+process's vectors otherwise) and BM25 re-syncs incrementally (see `index.lexical`) before the
+question is answered. Answers never see a half-updated BM25: the new one is built aside and
+swapped in.
+
+Questions asked while an indexer runs: the indexer writes a file's new chunks before it deletes
+the old ones, and moves the generation in between (see `index.build`), so a row that vanished
+under a question -- a vector hit without metadata, a BM25 hit Chroma no longer has, or the
+whole collection dropped by a finished `--rebuild` -- means the generation has moved. Retrieval
+then syncs and runs again (a bounded number of times), so the question is answered from the
+index as it was or as it is now, never from the hole in between.
 """
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import threading
+import time
 from dataclasses import dataclass
 
 import numpy as np
 
 from bot.dates import DayRange
+from index.errors import IndexChangedError
 from index.lexical import BM25Index, words
 from index.store import ChunkStore
 
@@ -35,6 +44,8 @@ ALPHA = 0.6  # weight of BM25 against vectors
 RRF_K = 60
 DATE_BONUS = 0.5  # chunks of a period the question names
 RECENT_BONUS = 0.2  # chunks published in the weeks before the question, when it names none
+ATTEMPTS = 4  # retrievals of one question while an indexer keeps changing the index under it
+RETRY_PAUSE = 0.02  # seconds, times the attempt, before looking again after a failed read
 
 
 @dataclass
@@ -57,8 +68,7 @@ class HybridRetriever:
         self.store = store
         self.embedder = embedder
         self.cache_path = cache_path
-        self.bm25 = BM25Index.load(cache_path) if cache_path and cache_path.exists() else None
-        self.bm25 = self.bm25 or BM25Index()
+        self.bm25 = BM25Index.load(cache_path) if cache_path else BM25Index()
         self._lock = threading.Lock()
         self.generation: int | None = None
 
@@ -91,17 +101,40 @@ class HybridRetriever:
         query_words: list[str] | None = None,
         recent: DayRange | None = None,
     ) -> list[Hit]:
-        self.sync()
-        bm25 = self.bm25
         query_words = query_words if query_words is not None else words(question)
         vector = self.embedder.embed_query(question)
+        for attempt in range(1, ATTEMPTS + 1):
+            try:
+                self.sync()
+                hits, vanished = self._retrieve(vector, query_words, k, days, recent)
+            except IndexChangedError:  # rows or the collection went under it: look again
+                if attempt == ATTEMPTS:
+                    raise
+                time.sleep(RETRY_PAUSE * attempt)  # let the indexer finish that delete
+                continue
+            if not vanished or attempt == ATTEMPTS or not self._moved():
+                return hits
+            log.info(
+                "%d rows vanished under a question: the index moved, retrieving again", vanished
+            )
+        return hits
+
+    def _moved(self) -> bool:
+        return self.store.info().generation != self.generation
+
+    def _retrieve(self, vector, query_words, k, days, recent) -> tuple[list[Hit], int]:
+        """(ranked hits, rows that vanished while reading)"""
+        bm25 = self.bm25
         where = {"$and": [{"day": {"$gte": days[0]}}, {"day": {"$lte": days[1]}}]} if days else None
 
         hits: dict[str, Hit] = {}
         vector_rank: dict[str, int] = {}
         lexical_rank: dict[str, int] = {}
+        vanished = 0
 
-        def add_vector(rows: list[dict]) -> None:
+        def add_vector(rows) -> None:
+            nonlocal vanished
+            vanished += rows.vanished
             for rank, row in enumerate(rows):
                 hit = hits.setdefault(row["id"], Hit(row["id"], row["text"], row["meta"]))
                 hit.similarity = max(hit.similarity, 1.0 - row["distance"])
@@ -109,11 +142,15 @@ class HybridRetriever:
 
         count = self.store.count()
         if count == 0:
-            return []
+            return [], 0
         add_vector(self.store.query(vector, min(CANDIDATES, count)))
         if where:
-            with contextlib.suppress(Exception):  # an empty filter result is not an error
+            try:
                 add_vector(self.store.query(vector, min(CANDIDATES // 2, count), where=where))
+            except IndexChangedError:
+                raise
+            except Exception as exc:  # an empty filter result is not an error
+                log.debug("the date-filtered query failed: %s", exc)
 
         # Score the union of both candidate lists on both sides: a chunk BM25 found gets its
         # real cosine similarity, a chunk the vectors found gets its real BM25 score.
@@ -123,7 +160,9 @@ class HybridRetriever:
             hit.bm25 = float(scores[position]) if position is not None else 0.0
         lexical = bm25.top(query_words, CANDIDATES, scores)
         missing = [bm25.ids[i] for i, _ in lexical if bm25.ids[i] not in hits]
-        for record in self.store.get_records(missing, embeddings=True):
+        records = self.store.get_records(missing, embeddings=True)
+        vanished += len(missing) - len(records)
+        for record in records:
             hit = Hit(record["id"], record["text"], record["meta"])
             hit.similarity = float(np.dot(vector, np.asarray(record["vector"], dtype=np.float32)))
             hits[record["id"]] = hit
@@ -152,4 +191,4 @@ class HybridRetriever:
             if recent and recent[0] <= day <= recent[1]:
                 hit.score += RECENT_BONUS
         ranked = sorted(hits.values(), key=lambda h: -h.score)
-        return ranked[:k]
+        return ranked[:k], vanished

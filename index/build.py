@@ -8,15 +8,39 @@ deleted Chroma folder) it is not trusted, and everything is indexed again.
 
 A build compares the corpus with the manifest and touches only what differs:
 
-    new or changed file   mark pending -> delete its chunks -> embed -> add -> mark ok
-    removed file          mark pending -> delete its chunks -> forget it
+    new or changed file   mark pending -> embed -> add the new version's chunks
+                          -> new generation -> delete its other chunks -> mark ok
+    removed file          mark pending -> new generation -> delete its chunks -> forget it
     unchanged file        nothing (not even read by the model: only hashed)
 
+Questions keep being answered while a build runs (the chat, the Telegram bot, another process).
+Chunk ids carry a hash of the file's bytes (`<source>#<version>#<n>`, see `index.store`), so a
+changed file's new chunks are written beside the old ones, and the old ones are deleted only
+once the new are stored and the generation has moved: a reader always finds a version of every
+article, the old or the new, never a hole; a reader that meets a row deleted under it sees the
+generation moved, and looks again.
+
 Crash safety comes from that order. A file is marked `pending` (committed) before its chunks
-are touched, and `ok` only after all its chunks are in Chroma; chunk ids are deterministic
-(`<source>#<n>`) and writes are upserts. So after a kill at any moment, the next build finds
-the pending rows, deletes whatever chunks they left, and indexes them again: no duplicates, no
-orphans, no missing files. `--rebuild` marks every row pending before it drops the collection.
+are touched, and `ok` only after all its chunks are in Chroma and its other chunks are gone;
+writes are upserts of deterministic ids. So after a kill at any moment, the next build finds the
+pending rows and indexes them again -- chunks of the current version already stored are kept,
+not embedded again, and every other chunk of the file is deleted: no duplicates, no orphans,
+no missing files. A big file is embedded and stored in parts of `GROUP_CHUNKS`, with progress
+after each, so a killed build of a 50 MB file resumes where it stopped.
+
+`--rebuild` builds a new collection aside while the old one keeps answering (the manifest keeps
+describing the old one), then, in this order: writes the new collection's metadata, replaces
+the manifest's rows in one transaction, and points readers at the new collection
+(`ChunkStore.activate`, which drops the old one). A rebuild killed before the manifest commit
+leaves a collection that the next build drops; one killed after it is finished by the next
+build. With no index to keep answering (none yet, or one set aside as unreadable), a rebuild
+builds in place, resumable like any build.
+
+A store that cannot be read (damaged SQLite files, a store path that is a file, a read-only
+folder, a full disk) is a `StoreError` of one line saying what to do. `--rebuild` first sets
+aside whatever of the store cannot be read -- into `<store>/broken-<time>/`, or
+`<store>.broken-<time>` when the store path itself is a file -- says where in the report's
+warnings, and builds anew.
 
 One indexer at a time: an exclusive `flock` on `<store>/index.lock`. A second indexer waits a
 bounded time for it, then gives up with a clear message; readers never take the lock.
@@ -28,6 +52,7 @@ the embedder) so the model runs full batches, while each group commits as soon a
 from __future__ import annotations
 
 import contextlib
+import errno
 import fcntl
 import logging
 import os
@@ -42,14 +67,25 @@ from index.articles import (
     content_hash,
     list_article_files,
     load_article,
+    read_article_bytes,
+    scan_corpus,
     source_name,
 )
 from index.chunking import Chunk, Chunker
 from index.embeddings import make_embedder
-from index.errors import IndexBusyError, IndexMismatchError, NewsbotError
+from index.errors import IndexBusyError, IndexMismatchError, NewsbotError, StoreError
 from index.lexical import cache_path, update_cache
 from index.settings import IndexSettings
-from index.store import ChunkStore, chunking_id, now
+from index.store import (
+    ChunkStore,
+    chunk_id,
+    chunking_id,
+    forget_shared_client,
+    now,
+    store_failure,
+)
+
+VERSION_CHARS = 12  # of the content hash, in chunk ids: a file's versions never share ids
 
 log = logging.getLogger(__name__)
 
@@ -129,6 +165,16 @@ class Manifest:
         with self._tx():
             self.db.executemany("DELETE FROM files WHERE source = ?", [(s,) for s in sources])
 
+    def replace_all(self, rows: list[tuple[str, str, int, str | None]], **meta: str) -> None:
+        """Describe another collection: all its rows `ok`, and its meta, in one transaction."""
+        with self._tx():
+            self.db.execute("DELETE FROM files")
+            self.db.executemany(
+                "INSERT INTO files (source, hash, state, chunks, date) VALUES (?, ?, 'ok', ?, ?)",
+                rows,
+            )
+            self.db.executemany("INSERT OR REPLACE INTO meta VALUES (?, ?)", list(meta.items()))
+
     def totals(self) -> tuple[int, int, str | None, str | None]:
         return self.db.execute(
             "SELECT COUNT(*), COALESCE(SUM(chunks), 0), MIN(NULLIF(date, '')), "
@@ -197,15 +243,23 @@ def build_index(
         )
     embedder = embedder or make_embedder(settings)
     report = BuildReport(rebuilt=rebuild)
-    with index_lock(settings.store_dir, lock_wait):
-        store = store or ChunkStore(settings)
-        manifest = Manifest(settings.manifest_path)
-        try:
-            _build(settings, embedder, store, manifest, report, rebuild, progress)
-        finally:
-            manifest.close()
-        if report.changed or rebuild or not cache_path(settings.store_dir).exists():
-            update_cache(store, settings.store_dir)
+    lock = settings.store_dir / "index.lock"
+    with _store_errors(settings):
+        if rebuild and _is_not_a_folder(settings.store_dir):
+            _set_aside(settings, [settings.store_dir], "it is not a folder", report)
+        elif rebuild and (lock.exists() or lock.is_symlink()) and not lock.is_file():
+            _set_aside(settings, [lock], "index.lock is not a file", report)
+        with index_lock(settings.store_dir, lock_wait):
+            if rebuild:
+                _set_aside_what_cannot_be_read(settings, report)
+            store = store or ChunkStore(settings)
+            manifest = Manifest(settings.manifest_path)
+            try:
+                _build(settings, embedder, store, manifest, report, rebuild, progress)
+            finally:
+                manifest.close()
+            if report.changed or rebuild or not cache_path(settings.store_dir).exists():
+                update_cache(store, settings.store_dir)
     report.seconds = round(time.perf_counter() - started, 3)
     return report
 
@@ -213,7 +267,12 @@ def build_index(
 def _build(settings, embedder, store, manifest, report, rebuild, progress) -> None:
     model, chunking = embedder.model_id, chunking_id(settings)
     chunk_size = min(settings.chunk_size, embedder.max_tokens)
-    store.open(create=True)
+    _finish_interrupted_swap(store, manifest)
+    store.drop_strays()
+    # A rebuild over an index that can answer builds aside, so that it keeps answering.
+    aside = rebuild and store.exists()
+    target = store.staging(new_generation()) if aside else store
+    target.open(create=True)
     if not rebuild:
         recorded = manifest.meta()
         if recorded.get("model") not in (None, model) or recorded.get("chunking") not in (
@@ -227,25 +286,31 @@ def _build(settings, embedder, store, manifest, report, rebuild, progress) -> No
             )
         store.check_compatible(model, chunking)
 
-    if rebuild:
-        manifest.mark_pending(list(manifest.files()))
-        store.reset()
+    if rebuild and not aside:  # nothing it lists is in Chroma
         manifest.forget(list(manifest.files()))
-    elif manifest.meta().get("collection") != str(store.open().id):
+    elif not rebuild and manifest.meta().get("collection") != store.id:
         _adopt_collection(store, manifest)
-    manifest.set_meta(model=model, chunking=chunking, collection=str(store.open().id))
+    if not aside:
+        manifest.set_meta(
+            model=model, chunking=chunking, collection=store.id, collection_name=store.name
+        )
 
     known = manifest.files()
     present: dict[str, tuple[Path, bytes, str]] = {}
-    for path in list_article_files(settings.corpus_dir):
+    listing = scan_corpus(settings.corpus_dir)  # only what is inside the corpus folder
+    for source, reason in listing.skipped:
+        _skip(report, source, reason)
+    for path in listing.files:
         source = source_name(settings.corpus_dir, path)
         try:
-            data = path.read_bytes()
-        except OSError as exc:
-            _skip(report, source, f"unreadable ({exc.strerror or exc})")
+            data = read_article_bytes(settings.corpus_dir, path, source)
+        except SkippedFile as skipped:
+            _skip(report, source, skipped.reason)
             continue
         present[source] = (path, data, content_hash(data))
 
+    if aside:
+        known = {}  # the new collection starts empty: every file is added to it
     to_index: list[tuple[str, Path, bytes, str]] = []
     for source, (path, data, digest) in present.items():
         hash_, state = known.get(source, (None, None))
@@ -261,12 +326,7 @@ def _build(settings, embedder, store, manifest, report, rebuild, progress) -> No
         _finish(store, manifest, report, changed=False)
         return
 
-    store.update_meta(generation=new_generation(), model=model, chunking=chunking)
-    if gone:
-        manifest.mark_pending(gone)
-        store.delete_sources(gone)
-        manifest.forget(gone)
-
+    target.update_meta(model=model, chunking=chunking)
     chunker = Chunker(embedder.tokenize, chunk_size, settings.chunk_overlap)
     parsed: list[tuple[str, str, list[Chunk], str | None]] = []
     for source, path, data, digest in to_index:
@@ -276,9 +336,7 @@ def _build(settings, embedder, store, manifest, report, rebuild, progress) -> No
             _skip(report, source, skipped.reason)
             _unlist(report, source)
             if source in known:  # it was indexed before: its old chunks must go
-                manifest.mark_pending([source])
-                store.delete_sources([source])
-                manifest.forget([source])
+                gone.append(source)
                 report.removed.append(source)
             continue
         for warning in article.warnings:
@@ -287,22 +345,80 @@ def _build(settings, embedder, store, manifest, report, rebuild, progress) -> No
         chunks = chunker.chunk(article)
         parsed.append((source, digest, chunks, article.date))
 
-    total = sum(len(c) for _, _, c, _ in parsed)
+    if gone:
+        manifest.mark_pending(gone)
+        target.update_meta(generation=new_generation())  # readers look again: these rows go
+        target.delete_sources(gone)
+        manifest.forget(gone)
+
+    versions = {source: digest[:VERSION_CHARS] for source, digest, _, _ in parsed}
+    rows: list[tuple[str, str, int, str | None]] = []  # files stored whole, for the manifest
+    total, done = sum(len(c) for _, _, c, _ in parsed), 0
     if progress:
         progress(0, total)
     for group in _groups(parsed):
-        sources = [source for source, _, _, _ in group]
-        manifest.mark_pending(sources)
-        store.delete_sources(sources)
-        chunks = [chunk for _, _, file_chunks, _ in group for chunk in file_chunks]
+        pieces = [chunk for _, _, piece, _, _ in group for chunk in piece]
+        chunks = pieces
+        if not aside:
+            manifest.mark_pending(list(dict.fromkeys(source for source, *_ in group)))
+            # A build that died left some chunks of these very versions: keep them.
+            stored = target.existing_ids([chunk_id(c, versions[c.source]) for c in pieces])
+            chunks = [c for c in pieces if chunk_id(c, versions[c.source]) not in stored]
         if chunks:
             vectors = embedder.embed_documents([c.embed_text for c in chunks])
-            store.add(chunks, vectors)
-        manifest.mark_ok([(s, d, len(c), date) for s, d, c, date in group])
+            target.add(chunks, vectors, versions)
+        whole = [(s, d, count, date) for s, d, _, date, count in group if count is not None]
+        if whole and not aside:
+            current = {s: (versions[s], count) for s, _, count, _ in whole if s in known}
+            if current:
+                target.update_meta(generation=new_generation())  # the new versions are in
+                target.delete_other_versions(current)
+            manifest.mark_ok(whole)
+        rows += whole
         report.chunks_written += len(chunks)
+        done += len(pieces)
         if progress:
-            progress(report.chunks_written, total)
-    _finish(store, manifest, report, changed=True)
+            progress(done, total)
+    if aside:
+        _swap_in(store, target, manifest, report, rows, model, chunking)
+    else:
+        _finish(store, manifest, report, changed=True)
+
+
+def _swap_in(store, target, manifest, report, rows, model, chunking) -> None:
+    """Make the collection built aside the index: its metadata, then the manifest, then the
+    pointer readers follow (each step leaves a state the next build can finish)."""
+    dates = [date for _, _, _, date in rows if date]
+    target.update_meta(
+        generation=new_generation(),
+        model=model,
+        chunking=chunking,
+        articles=len(rows),
+        chunks=sum(count for _, _, count, _ in rows),
+        date_min=min(dates, default=None),
+        date_max=max(dates, default=None),
+        built_at=now(),
+    )
+    manifest.replace_all(
+        rows, model=model, chunking=chunking, collection=target.id, collection_name=target.name
+    )
+    store.activate(target)
+    _finish(store, manifest, report, changed=False)
+
+
+def _finish_interrupted_swap(store: ChunkStore, manifest: Manifest) -> None:
+    """A rebuild that died after its manifest commit but before readers were pointed at its
+    collection: point them now (the collection is whole: its manifest says so)."""
+    recorded = manifest.meta()
+    name = recorded.get("collection_name")
+    if not name or name == store.family or not store.is_ours(name):
+        return
+    if name == store.active_name():
+        return
+    built = ChunkStore(store.settings, client=store.client, name=name)
+    if built.exists() and built.id == recorded.get("collection"):
+        log.warning("finishing the rebuild that was interrupted: %s is now the index", name)
+        store.activate(built)
 
 
 def _adopt_collection(store: ChunkStore, manifest: Manifest) -> None:
@@ -330,19 +446,144 @@ def _finish(store: ChunkStore, manifest: Manifest, report: BuildReport, changed:
         )
 
 
+# -- a store that cannot be read -----------------------------------------------------------------
+@contextlib.contextmanager
+def _store_errors(settings: IndexSettings) -> Iterator[None]:
+    """The manifest's SQLite errors, and failures to write the store folder (read-only, a
+    full disk, a file in the way), as one-line StoreErrors."""
+    try:
+        yield
+    except sqlite3.Error as exc:
+        raise store_failure(exc, settings, "use", part=settings.manifest_path.name) from exc
+    except OSError as exc:
+        if not _about_the_store(exc, settings):
+            raise
+        raise store_failure(exc, settings, "write") from exc
+
+
+def _about_the_store(exc: OSError, settings: IndexSettings) -> bool:
+    if exc.errno in (errno.ENOSPC, errno.EFBIG, errno.EDQUOT, errno.EROFS):
+        return True
+    store = os.path.abspath(settings.store_dir)
+    return any(
+        isinstance(name, str | bytes | os.PathLike)
+        and os.path.abspath(os.fsdecode(name)).startswith(store)
+        for name in (exc.filename, exc.filename2)
+    )
+
+
+def _is_not_a_folder(path: Path) -> bool:
+    return (path.is_symlink() and not path.exists()) or (path.exists() and not path.is_dir())
+
+
+def _set_aside_what_cannot_be_read(settings: IndexSettings, report: BuildReport) -> None:
+    """Before a rebuild: move the manifest and the Chroma folder out of the way if they cannot
+    be read, so the rebuild starts from a store it can use."""
+    broken: list[tuple[Path, str]] = []
+    problem = _manifest_problem(settings.manifest_path)
+    if problem:
+        broken += [(p, problem) for p in _with_sqlite_companions(settings.manifest_path)]
+    if not settings.chroma_host:
+        problem = _chroma_problem(settings)
+        if problem:
+            broken.append((settings.chroma_dir, problem))
+    if broken:
+        reasons = "; ".join(dict.fromkeys(f"{p.name}: {why}" for p, why in broken))
+        _set_aside(settings, [p for p, _ in broken], reasons, report)
+        if any(p == settings.chroma_dir for p, _ in broken):
+            forget_shared_client(settings)
+
+
+def _manifest_problem(path: Path) -> str | None:
+    if not path.exists() and not path.is_symlink():
+        return None
+    if not path.is_file():
+        return "not a file"
+    try:
+        with contextlib.closing(sqlite3.connect(path, timeout=30)) as db:
+            if db.execute("PRAGMA quick_check").fetchone()[0] != "ok":
+                return "damaged"
+            tables = {name for (name,) in db.execute("SELECT name FROM sqlite_master")}
+            if "files" in tables:
+                db.execute("SELECT source, hash, state, chunks, date FROM files LIMIT 1")
+            if "meta" in tables:
+                db.execute("SELECT key, value FROM meta LIMIT 1")
+    except sqlite3.Error as exc:
+        return str(exc)
+    return None
+
+
+def _chroma_problem(settings: IndexSettings) -> str | None:
+    folder = settings.chroma_dir
+    if not folder.exists() and not folder.is_symlink():
+        return None
+    if not folder.is_dir():
+        return "not a folder"
+    database = folder / "chroma.sqlite3"
+    if database.exists():
+        problem = _manifest_problem(database)  # the same check: SQLite's own
+        if problem:
+            return problem
+    try:
+        store = ChunkStore(settings)
+        if store.exists():
+            store.info()
+    except StoreError as exc:
+        return " ".join(str(exc.__cause__ or exc).split())[:160]
+    return None
+
+
+def _with_sqlite_companions(path: Path) -> list[Path]:
+    names = [path] + [path.with_name(path.name + s) for s in ("-wal", "-shm", "-journal")]
+    return [p for p in names if p.exists() or p.is_symlink()]
+
+
+def _set_aside(settings: IndexSettings, paths: list[Path], why: str, report: BuildReport):
+    """Move `paths` (the whole store, or parts of it) aside, keeping them for inspection."""
+    store = settings.store_dir
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    whole = paths == [store]
+    base = store.with_name(f"{store.name}.broken-{stamp}") if whole else store / f"broken-{stamp}"
+    dest, n = base, 1
+    while dest.exists() or dest.is_symlink():
+        n += 1
+        dest = base.with_name(f"{base.name}-{n}")
+    if whole:
+        os.replace(store, dest)
+    else:
+        dest.mkdir()
+        for path in paths:
+            os.replace(path, dest / path.name)
+    what = store if whole else ", ".join(p.name for p in paths)
+    message = f"could not be read ({why}); moved {what} to {dest} and built the index anew"
+    log.info("the index in %s %s", store, message)
+    report.warnings.append({"source": str(store), "warning": message})
+
+
 def new_generation() -> int:
     """A fresh generation number: distinct across rebuilds, which start a new collection."""
     return time.time_ns()
 
 
 def _groups(parsed):
-    group, size = [], 0
-    for item in parsed:
-        group.append(item)
-        size += len(item[2])
-        if size >= GROUP_CHUNKS:
-            yield group
-            group, size = [], 0
+    """Groups of about GROUP_CHUNKS chunks: several small files, or a part of a big one.
+
+    Items are (source, digest, chunks of this part, date, the file's chunk count if this part
+    is its last, else None)."""
+    group, room = [], GROUP_CHUNKS
+    for source, digest, chunks, date in parsed:
+        start = 0
+        while True:
+            piece = chunks[start : start + room]
+            start += len(piece)
+            last = start >= len(chunks)
+            group.append((source, digest, piece, date, len(chunks) if last else None))
+            room -= len(piece)
+            if room <= 0:
+                yield group
+                group, room = [], GROUP_CHUNKS
+            if last:
+                break
     if group:
         yield group
 

@@ -10,7 +10,11 @@ one line and exits non-zero; the Telegram bot logs it and sends a short apology 
     ├── IndexMismatchError   index built with another model or chunking: `newsbot index --rebuild`
     ├── IndexBusyError       another indexer holds the lock
     ├── EmbeddingModelError  the embedding model cannot be loaded
-    └── StoreError           Chroma cannot be reached or opened
+    └── StoreError           Chroma cannot be reached, opened, read or written (damaged,
+        │                    read-only, disk full); the message says what to do
+        └── IndexChangedError  rows, or the collection, went while being read (an indexer
+                             at work); readers look again (a user sees it only if that
+                             keeps happening)
 """
 
 
@@ -39,4 +43,8 @@ class EmbeddingModelError(NewsbotError):
 
 
 class StoreError(NewsbotError):
+    pass
+
+
+class IndexChangedError(StoreError):
     pass

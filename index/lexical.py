@@ -7,21 +7,32 @@ answerer's sentence scoring, so both sides agree on what a word is.
 The index keeps, per chunk, its term counts and a little metadata (source, day); BM25 weights
 are precomputed per posting, so a query is a handful of numpy `add.at` calls.
 
+Stemming is safe from any thread: a Snowball stemmer keeps its working word in the object, so
+each thread has its own (sharing one made concurrent chats raise IndexError in the stemmer and
+cache wrong stems); the cache of stems is shared, as every entry in it is right.
+
 Staying in step: the chunk set lives in Chroma. `BM25Index.sync(store)` compares the chunk ids
 it has with Chroma's, tokenizes only the chunks that are new, drops the ones that are gone and
 recomputes the weights (numpy, fast). It is called when the collection's generation changes, so
-nothing is rebuilt per question and nothing goes stale after `newsbot index`. The state is
-saved next to the index (`bm25.pkl`, tagged with the generation) so a new process starts
-without tokenizing the whole corpus again; the indexer brings that file up to date after every
-build that changed something, so a reader usually finds it current.
+nothing is rebuilt per question and nothing goes stale after `newsbot index`. Rows that vanish
+while it reads (an indexer deleting an old version) are simply not taken.
+
+The state is saved next to the index (`bm25.npz`, tagged with the generation) so a new process
+starts without tokenizing the whole corpus again; the indexer brings that file up to date after
+every build that changed something, so a reader usually finds it current. It is data only --
+numpy arrays and one JSON header, read with `allow_pickle=False` -- because anyone who can write
+the store folder could otherwise run code as the bot. A state that cannot be read, or of another
+format or words() version, counts as missing and is made again from Chroma. An old `bm25.pkl`
+is never read: the next save removes it.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import os
-import pickle
 import re
+import threading
 from collections import Counter
 from collections.abc import Iterable
 from pathlib import Path
@@ -47,9 +58,18 @@ STOPWORDS = frozenset(
 )
 
 
-_STEMMER = snowballstemmer.stemmer("english")
 _STEMS: dict[str, str] = {}  # the corpus vocabulary is bounded; stemming each word once
+_LOCAL = threading.local()  # one stemmer per thread: a stemmer is not safe to share
 WORDS_VERSION = 2  # bump when words() changes: saved BM25 states from before are rebuilt
+STATE_FORMAT = 1  # bump when the saved state's layout changes
+LEGACY_CACHE = "bm25.pkl"  # the pickled state of old versions: removed, never read
+
+
+def _stemmer():
+    stemmer = getattr(_LOCAL, "stemmer", None)
+    if stemmer is None:
+        stemmer = _LOCAL.stemmer = snowballstemmer.stemmer("english")
+    return stemmer
 
 
 def stem(word: str) -> str:
@@ -58,7 +78,7 @@ def stem(word: str) -> str:
         word = word[:-2]
     stemmed = _STEMS.get(word)
     if stemmed is None:
-        stemmed = _STEMS[word] = _STEMMER.stemWord(word)
+        stemmed = _STEMS[word] = _stemmer().stemWord(word)
     return stemmed
 
 
@@ -122,7 +142,8 @@ class BM25Index:
         """Match the chunks in `store`; returns True if anything changed."""
         if generation == self.generation:
             return False
-        current = {r["id"]: r["meta"] for r in store.iter_all(include_documents=False)}
+        in_store = store.all_ids()
+        current = set(in_store)
         keep = [i for i, chunk_id in enumerate(self.ids) if chunk_id in current]
         changed = len(keep) != len(self.ids)
         if changed:
@@ -131,7 +152,7 @@ class BM25Index:
             self.sources = [self.sources[i] for i in keep]
             self.days = [self.days[i] for i in keep]
         known = set(self.ids)
-        new_ids = [chunk_id for chunk_id in current if chunk_id not in known]
+        new_ids = [chunk_id for chunk_id in in_store if chunk_id not in known]
         if new_ids:
             changed = True
             for start in range(0, len(new_ids), 2000):
@@ -198,44 +219,101 @@ class BM25Index:
 
     # -- persistence --------------------------------------------------------------------------
     def save(self, path: Path) -> None:
-        state = {
+        """Write the state atomically as numpy arrays and a JSON header (no pickle)."""
+        header = {
+            "format": STATE_FORMAT,
             "words_version": WORDS_VERSION,
             "generation": self.generation,
             "ids": self.ids,
-            "counts": self.counts,
             "sources": self.sources,
-            "days": self.days,
-            "vocab": self.vocab,
+            "vocab": list(self.vocab),  # in term id order
         }
-        tmp = path.with_suffix(f".tmp{os.getpid()}")
-        with open(tmp, "wb") as handle:
-            pickle.dump(state, handle, protocol=pickle.HIGHEST_PROTOCOL)
-        os.replace(tmp, path)
+        n = len(self.ids)
+        sizes = np.fromiter((len(t) for t, _ in self.counts), dtype=np.int64, count=n)
+        terms = np.concatenate([t for t, _ in self.counts]) if n else np.zeros(0, np.int32)
+        tfs = np.concatenate([tf for _, tf in self.counts]) if n else np.zeros(0, np.int32)
+        tmp = path.with_name(f"{path.name}.tmp{os.getpid()}-{threading.get_ident()}")
+        try:
+            with open(tmp, "wb") as handle:
+                np.savez(
+                    handle,
+                    header=np.frombuffer(json.dumps(header).encode("utf-8"), dtype=np.uint8),
+                    days=np.asarray(self.days, dtype=np.int64),
+                    sizes=sizes,
+                    terms=terms.astype(np.int32),
+                    tfs=tfs.astype(np.int32),
+                )
+            os.replace(tmp, path)
+        except BaseException:
+            tmp.unlink(missing_ok=True)
+            raise
+        if path.name != LEGACY_CACHE:
+            (path.parent / LEGACY_CACHE).unlink(missing_ok=True)
 
     @classmethod
     def load(cls, path: Path) -> BM25Index:
-        index = cls()
+        """The saved state, or an empty index when it is missing, unreadable or outdated."""
         try:
-            with open(path, "rb") as handle:
-                state = pickle.load(handle)
-        except (OSError, pickle.UnpicklingError, EOFError, AttributeError, ValueError):
-            return index
-        if not isinstance(state, dict) or state.pop("words_version", None) != WORDS_VERSION:
-            return index  # made with other words(): start afresh
-        for key, value in state.items():
-            setattr(index, key, value)
+            return cls._read(path)
+        except FileNotFoundError:
+            return cls()
+        except Exception as exc:  # whatever is wrong with it, the state is made again
+            log.warning("the BM25 state %s cannot be used (%s); making it again", path, exc)
+            return cls()
+
+    @classmethod
+    def _read(cls, path: Path) -> BM25Index:
+        with np.load(path, allow_pickle=False) as data:
+            header = json.loads(data["header"].tobytes().decode("utf-8"))
+            if not isinstance(header, dict):
+                raise ValueError("no header")
+            if header.get("format") != STATE_FORMAT:
+                raise ValueError(f"format {header.get('format')!r}, not {STATE_FORMAT}")
+            if header.get("words_version") != WORDS_VERSION:
+                raise ValueError("made with other words()")
+            days, sizes = data["days"], data["sizes"]
+            terms, tfs = data["terms"], data["tfs"]
+        ids, sources, vocab = header["ids"], header["sources"], header["vocab"]
+        generation = header["generation"]
+        n = len(ids)
+        arrays = (days, sizes, terms, tfs)
+        if not (
+            all(isinstance(x, str) for x in (*ids, *sources, *vocab))
+            and (generation is None or isinstance(generation, int))
+            and all(a.ndim == 1 and a.dtype.kind in "iu" for a in arrays)
+            and len(sources) == len(days) == len(sizes) == n == len(set(ids))
+            and len(set(vocab)) == len(vocab)
+            and (sizes >= 0).all()
+            and int(sizes.sum()) == len(terms) == len(tfs)
+            and (len(terms) == 0 or (terms.min() >= 0 and terms.max() < len(vocab)))
+            and (tfs > 0).all()
+        ):
+            raise ValueError("inconsistent arrays")
+        index = cls()
+        index.generation = generation
+        index.ids, index.sources = list(ids), list(sources)
+        index.days = [int(d) for d in days]
+        index.vocab = {term: i for i, term in enumerate(vocab)}
+        bounds = np.cumsum(sizes)[:-1]
+        per_chunk = zip(
+            np.split(terms.astype(np.int32), bounds),
+            np.split(tfs.astype(np.int32), bounds),
+            strict=True,
+        )
+        index.counts = list(per_chunk) if n else []
         index._reweigh()
         return index
 
 
 def cache_path(store_dir: Path) -> Path:
-    return store_dir / "bm25.pkl"
+    return store_dir / "bm25.npz"
 
 
 def update_cache(store, store_dir: Path) -> BM25Index:
     """Bring the saved BM25 state in step with the collection (incrementally) and save it."""
     path = cache_path(store_dir)
-    index = BM25Index.load(path) if path.exists() else BM25Index()
+    index = BM25Index.load(path)
     if index.sync(store, store.info().generation) or not path.exists():
         index.save(path)
+    (store_dir / LEGACY_CACHE).unlink(missing_ok=True)
     return index

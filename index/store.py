@@ -1,18 +1,38 @@
 """Open Chroma: embedded `PersistentClient` by default, `HttpClient` when a host is set.
 
-The collection holds one record per chunk: id `<source>#<ordinal>`, the chunk text as the
-document, and metadata `source`, `ordinal`, `start`, `end`, `title`, `date`, `day` (the date as
-an integer YYYYMMDD so Chroma can filter ranges). Vectors come from our embedder
-(`embedding_function=None`: Chroma never embeds), distances are cosine.
+The collection holds one record per chunk: id `<source>#<version>#<ordinal>`, the chunk text as
+the document, and metadata `source`, `version`, `ordinal`, `start`, `end`, `title`, `date`,
+`day` (the date as an integer YYYYMMDD so Chroma can filter ranges). `version` is a short hash
+of the file's bytes, so the chunks of a file's new version never overwrite those of the old
+one: an indexer writes the new chunks first and deletes the old version's after, and a
+question asked in between finds one or the other, never neither. (Chunks written before ids
+carried a version keep their `<source>#<ordinal>` id until their file changes; they are an old
+version like any other.) Vectors come from our embedder (`embedding_function=None`: Chroma
+never embeds), distances are cosine.
 
 The collection's own metadata describes the index, so that any process reading it -- a bot on
 another machine that shares a Chroma server included -- knows what it is looking at:
 
     newsbot_model      embedding model id that built it
     newsbot_chunking   "size/overlap" in wordpieces
-    newsbot_generation bumped before and after every build that changes anything; readers
-                       that see it change refresh what they derived (the BM25 side)
+    newsbot_generation changes whenever readers should look again: after new chunks are
+                       written and before old ones are deleted, and at the end of a build;
+                       readers that see it change reopen Chroma and refresh the BM25 side
     newsbot_articles, newsbot_chunks, newsbot_date_min, newsbot_date_max, newsbot_built_at
+
+Which collection is the index: `NEWSBOT_COLLECTION` (say `newsbot`) names a family. The first
+build makes the collection `newsbot` itself. `newsbot index --rebuild` builds a new one aside,
+`newsbot.g<generation>`, while the old one keeps answering, then points the empty collection
+`newsbot.active` at it (its metadata `newsbot_active` names the collection to read: one atomic
+write) and drops the old one. Readers resolve that pointer whenever they look at the generation;
+a reader whose collection vanished under it (`IndexChangedError`) resolves again and retries.
+
+Every Chroma failure leaves this module as a `StoreError` of one line that says what is wrong
+and what to do: a damaged index (run `newsbot index --rebuild`), a read-only one, a full disk,
+an unreachable server. Rows whose metadata or text is gone (deleted while a query ran) are
+skipped, and `query` counts them in `Rows.vanished` so a reader can tell that it should look
+again; a query that Chroma fails because a row went under it, or a collection dropped under
+it, raises `IndexChangedError`, and the reader looks again.
 
 We talk to chromadb directly rather than through llama-index's `ChromaVectorStore`: we need
 our own ids and where-filters, and that class stores a JSON copy of every node beside the text.
@@ -20,22 +40,44 @@ our own ids and where-filters, and that class stores a JSON copy of every node b
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import logging
+import os
+import re
+import resource
+import shutil
+import sqlite3
+import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from index.chunking import Chunk
-from index.errors import IndexMismatchError, IndexMissingError, StoreError
+from index.errors import (
+    IndexChangedError,
+    IndexMismatchError,
+    IndexMissingError,
+    StoreError,
+)
 from index.settings import IndexSettings
 
 log = logging.getLogger(__name__)
 
 META_PREFIX = "newsbot_"
+ACTIVE_KEY = META_PREFIX + "active"
+POINTER_SUFFIX = ".active"
 PAGE = 2000
+RESOLVE_TRIES = 5  # a pointer that moves again while it is being followed
+UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
+# chromadb shares one System per folder and registers it before it has started: a client made
+# meanwhile in another thread gets a half-made one. Clients are made (and dropped) one at a time.
+_CLIENTS = threading.RLock()
+SPACE_MARGIN = 4 << 20  # bytes: less room than this to write counts as a full disk
 
 
 @dataclass(frozen=True)
@@ -69,8 +111,24 @@ class IndexInfo:
         )
 
 
+class Rows(list):
+    """Query rows; `vanished` counts rows deleted while the query ran (left out)."""
+
+    vanished: int = 0
+
+
 def chunking_id(settings: IndexSettings) -> str:
     return f"{settings.chunk_size}/{settings.chunk_overlap}"
+
+
+def chunk_id(chunk: Chunk, version: str) -> str:
+    return f"{chunk.source}#{version}#{chunk.ordinal}"
+
+
+def where_is(settings: IndexSettings) -> str:
+    if settings.chroma_host:
+        return f"the Chroma server at {settings.chroma_host}:{settings.chroma_port}"
+    return f"the index in {settings.store_dir}"
 
 
 def make_client(settings: IndexSettings):
@@ -84,49 +142,133 @@ def make_client(settings: IndexSettings):
                 host=settings.chroma_host, port=settings.chroma_port, settings=chroma_settings
             )
         settings.chroma_dir.mkdir(parents=True, exist_ok=True)
-        return chromadb.PersistentClient(path=str(settings.chroma_dir), settings=chroma_settings)
-    except Exception as exc:
-        where = (
-            f"the Chroma server at {settings.chroma_host}:{settings.chroma_port}"
-            if settings.chroma_host
-            else f"the index in {settings.chroma_dir}"
+        with _CLIENTS:
+            return chromadb.PersistentClient(
+                path=str(settings.chroma_dir), settings=chroma_settings
+            )
+    except BaseException as exc:
+        if isinstance(exc, KeyboardInterrupt | SystemExit):
+            raise
+        raise store_failure(exc, settings, "open") from exc
+
+
+def forget_shared_client(settings: IndexSettings) -> None:
+    """Make the next embedded client of this folder load it from disk again."""
+    from chromadb.api.shared_system_client import SharedSystemClient
+
+    with _CLIENTS:
+        SharedSystemClient._identifier_to_system.pop(str(settings.chroma_dir), None)
+
+
+def store_failure(
+    exc: BaseException, settings: IndexSettings, doing: str, part: str | None = None
+) -> StoreError:
+    """One line for a failure of Chroma (or of the store folder, or of the file `part` in it):
+    what is wrong and what to do."""
+    where = where_is(settings)
+    detail = f"{part}: {_detail(exc)}" if part else _detail(exc)
+    text = detail.lower()
+    store = settings.store_dir
+    if isinstance(exc, FileExistsError | NotADirectoryError) or (
+        not settings.chroma_host and _blocked_by_a_file(settings)
+    ):
+        return StoreError(
+            f"The index folder {store} (or a folder in it) is a file, not a folder: move it "
+            "away, set NEWSBOT_STORE_DIR, or run `newsbot index --rebuild` to move it aside."
         )
-        raise StoreError(
-            f"Cannot open {where} ({type(exc).__name__}: {exc}). "
-            "Check NEWSBOT_CHROMA_HOST/NEWSBOT_CHROMA_PORT, or NEWSBOT_STORE_DIR."
-        ) from exc
+    space = None if settings.chroma_host else _out_of_space(store)
+    if space or _is_disk_full(exc) or "disk is full" in text or "file too large" in text:
+        return StoreError(
+            f"Cannot write {where}: {space or 'the disk is full'} ({detail}). Free some "
+            "space, then run `newsbot index` again (it goes on where it stopped)."
+        )
+    if isinstance(exc, PermissionError) or "readonly" in text or "read-only" in text:
+        return StoreError(
+            f"Cannot {doing} {where}: it is read-only for this user ({detail}). Let this user "
+            "write to it, or set NEWSBOT_STORE_DIR to a folder it can write."
+        )
+    if settings.chroma_host and _is_connection_problem(exc):
+        return StoreError(
+            f"Cannot open {where} ({detail}). Check NEWSBOT_CHROMA_HOST/NEWSBOT_CHROMA_PORT, "
+            "or NEWSBOT_STORE_DIR."
+        )
+    return StoreError(
+        f"Cannot {doing} {where}: it is damaged or unreadable ({detail}). "
+        "Run `newsbot index --rebuild` to rebuild it."
+    )
 
 
 class ChunkStore:
-    """The Chroma collection of one index."""
+    """The Chroma collection of one index (the active one, or one pinned by name)."""
 
-    def __init__(self, settings: IndexSettings, client=None):
+    def __init__(self, settings: IndexSettings, client=None, name: str | None = None):
         self.settings = settings
         self.client = client or make_client(settings)
+        self.pinned = name
+        self.name: str | None = name
         self._collection = None
+
+    # -- names -----------------------------------------------------------------------------
+    @property
+    def family(self) -> str:
+        return self.settings.collection
+
+    @property
+    def pointer_name(self) -> str:
+        return self.family + POINTER_SUFFIX
+
+    def is_ours(self, name: str) -> bool:
+        """A data collection of this index's family (the first build's or a rebuild's)."""
+        pattern = re.escape(self.family) + r"\.g\d+"
+        return name == self.family or re.fullmatch(pattern, name) is not None
+
+    def active_name(self) -> str:
+        """The collection readers should read now: the pointer's target, else the family name."""
+        if self.pinned:
+            return self.pinned
+        with self._calling("read"):
+            try:
+                pointer = self.client.get_collection(self.pointer_name)
+            except Exception as exc:
+                if _is_not_found(exc):
+                    return self.family
+                raise
+        target = (pointer.metadata or {}).get(ACTIVE_KEY)
+        return target if isinstance(target, str) and target else self.family
 
     # -- opening ---------------------------------------------------------------------------
     def open(self, create: bool = False):
         if self._collection is not None:
             return self._collection
-        name = self.settings.collection
+        for _ in range(RESOLVE_TRIES):
+            name = self.active_name()
+            try:
+                with self._calling("open"):
+                    if create:
+                        collection = self.client.get_or_create_collection(
+                            name,
+                            embedding_function=None,
+                            configuration={"hnsw": {"space": "cosine"}},
+                        )
+                    else:
+                        collection = self.client.get_collection(name, embedding_function=None)
+            except IndexChangedError:
+                continue  # the pointer moved and its old target was dropped: follow it again
+            self._collection, self.name = collection, name
+            return collection
+        raise self._missing()
+
+    def exists(self) -> bool:
+        """Is there an index to read (without creating one)?"""
         try:
-            if create:
-                self._collection = self.client.get_or_create_collection(
-                    name, embedding_function=None, configuration={"hnsw": {"space": "cosine"}}
-                )
-            else:
-                self._collection = self.client.get_collection(name, embedding_function=None)
-        except Exception as exc:
-            if not create and _is_not_found(exc):
-                raise IndexMissingError(
-                    f"No index yet in {self._where()} — run `newsbot index` first."
-                ) from None
-            raise StoreError(f"Cannot open the index in {self._where()}: {exc}") from exc
-        return self._collection
+            self.open()
+        except IndexMissingError:
+            return False
+        return True
 
     def reopen(self) -> None:
-        """See writes made by other processes since this store was opened.
+        """See writes made by other processes since this store was opened, and follow the
+        pointer again.
 
         An embedded Chroma client keeps the vector index of a folder in memory and shares it
         per process (one `System` per path), so it never sees what another process (a
@@ -134,30 +276,33 @@ class ChunkStore:
         client load the index from disk again; clients already holding the old one keep it.
         A Chroma server needs none of this.
         """
+        self._collection = None
+        self.name = self.pinned
         if self.settings.chroma_host:
             return
-        from chromadb.api.shared_system_client import SharedSystemClient
-
-        SharedSystemClient._identifier_to_system.pop(str(self.settings.chroma_dir), None)
-        self.client = make_client(self.settings)
-        self._collection = None
+        with _CLIENTS:
+            forget_shared_client(self.settings)
+            self.client = make_client(self.settings)
 
     def _where(self) -> str:
         if self.settings.chroma_host:
             return f"Chroma at {self.settings.chroma_host}:{self.settings.chroma_port}"
         return str(self.settings.store_dir)
 
+    def _missing(self) -> IndexMissingError:
+        return IndexMissingError(f"No index yet in {self._where()} — run `newsbot index` first.")
+
     def info(self) -> IndexInfo:
         """Fresh index metadata (re-read from Chroma, so other writers are seen)."""
-        try:
-            collection = self.client.get_collection(self.settings.collection)
-        except Exception as exc:
-            if _is_not_found(exc):
-                raise IndexMissingError(
-                    f"No index yet in {self._where()} — run `newsbot index` first."
-                ) from None
-            raise StoreError(f"Cannot read the index in {self._where()}: {exc}") from exc
-        return IndexInfo.from_metadata(collection.metadata)
+        for _ in range(RESOLVE_TRIES):
+            name = self.active_name()
+            try:
+                with self._calling("read"):
+                    collection = self.client.get_collection(name)
+            except IndexChangedError:
+                continue
+            return IndexInfo.from_metadata(collection.metadata)
+        raise self._missing()
 
     def check_compatible(self, model_id: str, chunking: str) -> IndexInfo:
         info = self.info()
@@ -171,97 +316,246 @@ class ChunkStore:
 
     def update_meta(self, **values: Any) -> None:
         collection = self.open(create=True)
-        meta = dict(self.client.get_collection(self.settings.collection).metadata or {})
-        meta.update({META_PREFIX + k: ("" if v is None else v) for k, v in values.items()})
-        collection.modify(metadata=meta)
+        with self._calling("write"):
+            meta = dict(self.client.get_collection(self.name).metadata or {})
+            meta.update({META_PREFIX + k: ("" if v is None else v) for k, v in values.items()})
+            collection.modify(metadata=meta)
 
-    def reset(self) -> None:
-        """Drop the collection and start an empty one."""
+    @property
+    def id(self) -> str:
+        return str(self.open().id)
+
+    # -- rebuilding aside ------------------------------------------------------------------
+    def staging(self, generation: int) -> ChunkStore:
+        """A new, empty collection of this family that readers do not see until `activate`."""
+        name = f"{self.family}.g{generation}"
+        staging = ChunkStore(self.settings, client=self.client, name=name)
+        staging.open(create=True)
+        return staging
+
+    def activate(self, staging: ChunkStore) -> None:
+        """Point readers at `staging` (one metadata write), then drop the collection they read
+        before. Readers still on the old one find it gone, resolve the pointer and retry."""
+        previous = self.active_name() if self.exists() else None
+        with self._calling("write"):
+            pointer = self.client.get_or_create_collection(
+                self.pointer_name, embedding_function=None
+            )
+            pointer.modify(metadata={ACTIVE_KEY: staging.name})
+        self._collection, self.name = None, None
+        if previous and previous != staging.name:
+            self.drop(previous)
+
+    def drop(self, name: str) -> None:
         try:
-            self.client.delete_collection(self.settings.collection)
-        except Exception as exc:
-            if not _is_not_found(exc):
-                raise
-        self._collection = None
-        self.open(create=True)
+            with self._calling("write"):
+                self.client.delete_collection(name)
+        except IndexChangedError:
+            pass  # already gone
+        except StoreError as exc:  # left for the next build to drop
+            log.warning("could not drop the old collection %s: %s", name, exc)
+        self._remove_orphan_segments()
+
+    def _remove_orphan_segments(self) -> None:
+        """Embedded Chroma leaves the vector files of a dropped collection on disk: remove the
+        folders of segments its database no longer lists (only indexers, holding the lock,
+        make or drop collections, so none is being made meanwhile)."""
+        if self.settings.chroma_host:
+            return
+        folder = self.settings.chroma_dir
+        try:
+            uri = f"{(folder / 'chroma.sqlite3').resolve().as_uri()}?mode=ro"
+            with contextlib.closing(sqlite3.connect(uri, uri=True, timeout=30)) as db:
+                live = {row[0] for row in db.execute("SELECT id FROM segments")}
+        except sqlite3.Error as exc:
+            log.debug("cannot list Chroma's segments: %s", exc)
+            return
+        for path in folder.iterdir():
+            if path.is_dir() and UUID.fullmatch(path.name) and path.name not in live:
+                log.info("removing the files of a dropped collection: %s", path)
+                shutil.rmtree(path, ignore_errors=True)
+
+    def drop_strays(self) -> list[str]:
+        """Drop the collections of this family that are not the index: one a rebuild that died
+        was building, an old one that could not be dropped. (Only an indexer, holding the lock,
+        calls this: no rebuild of this store is under way meanwhile.)"""
+        active = self.active_name()
+        with self._calling("read"):
+            names = [getattr(c, "name", c) for c in self.client.list_collections()]
+        strays = [n for n in names if self.is_ours(n) and n != active]
+        for name in strays:
+            log.info("dropping the leftover collection %s", name)
+            self.drop(name)
+        return strays
 
     # -- writing ---------------------------------------------------------------------------
-    def add(self, chunks: Sequence[Chunk], vectors: np.ndarray) -> None:
+    def add(self, chunks: Sequence[Chunk], vectors: np.ndarray, versions: Mapping[str, str]):
+        """Upsert chunks, each under the version of its file given in `versions`."""
         collection = self.open(create=True)
         step = min(PAGE, self.client.get_max_batch_size())
         for i in range(0, len(chunks), step):
             part = chunks[i : i + step]
-            collection.upsert(
-                ids=[c.chunk_id for c in part],
-                embeddings=vectors[i : i + step],
-                documents=[c.text for c in part],
-                metadatas=[chunk_metadata(c) for c in part],
-            )
+            with self._calling("write"):
+                collection.upsert(
+                    ids=[chunk_id(c, versions[c.source]) for c in part],
+                    embeddings=vectors[i : i + step],
+                    documents=[c.text for c in part],
+                    metadatas=[chunk_metadata(c, versions[c.source]) for c in part],
+                )
 
     def delete_sources(self, sources: Sequence[str]) -> None:
+        """Delete every chunk of these files."""
         collection = self.open(create=True)
         for i in range(0, len(sources), 100):
             part = list(sources[i : i + 100])
             where = {"source": part[0]} if len(part) == 1 else {"source": {"$in": part}}
-            collection.delete(where=where)
+            with self._calling("write"):
+                collection.delete(where=where)
+
+    def delete_other_versions(self, current: Mapping[str, tuple[str, int]]) -> int:
+        """Delete the chunks of each file that are not of its current (version, chunk count):
+        older versions, chunks of the old id scheme, ordinals past the end. Returns how many."""
+        collection = self.open(create=True)
+        sources = list(current)
+        deleted = 0
+        for i in range(0, len(sources), 100):
+            part = sources[i : i + 100]
+            where = {"source": part[0]} if len(part) == 1 else {"source": {"$in": part}}
+            with self._calling("write"):
+                rows = collection.get(where=where, include=["metadatas"])
+            stale = []
+            for row_id, meta in zip(rows["ids"], rows["metadatas"], strict=True):
+                if meta is None:
+                    continue  # being deleted already
+                version, count = current[meta.get("source")]
+                ordinal = meta.get("ordinal")
+                if meta.get("version") != version or not (
+                    isinstance(ordinal, int) and 0 <= ordinal < count
+                ):
+                    stale.append(row_id)
+            for j in range(0, len(stale), PAGE):
+                with self._calling("write"):
+                    collection.delete(ids=stale[j : j + PAGE])
+            deleted += len(stale)
+        return deleted
+
+    def existing_ids(self, ids: Sequence[str]) -> set[str]:
+        """Which of `ids` are stored (whole: with their text and metadata)."""
+        found: set[str] = set()
+        collection = self.open()
+        for i in range(0, len(ids), PAGE):
+            with self._calling("read"):
+                page = collection.get(ids=list(ids[i : i + PAGE]), include=["metadatas"])
+            pairs = zip(page["ids"], page["metadatas"], strict=True)
+            found.update(chunk for chunk, meta in pairs if meta)
+        return found
 
     # -- reading ---------------------------------------------------------------------------
     def count(self) -> int:
-        return self.open().count()
-
-    def query(self, vector: np.ndarray, k: int, where: dict | None = None) -> list[dict]:
         collection = self.open()
-        result = collection.query(
-            query_embeddings=[np.asarray(vector, dtype=np.float32)],
-            n_results=k,
-            where=where,
-            include=["documents", "metadatas", "distances"],
-        )
-        return [
-            {"id": i, "text": d, "meta": m, "distance": dist}
-            for i, d, m, dist in zip(
-                result["ids"][0],
-                result["documents"][0],
-                result["metadatas"][0],
-                result["distances"][0],
-                strict=True,
+        with self._calling("read"):
+            return collection.count()
+
+    def query(self, vector: np.ndarray, k: int, where: dict | None = None) -> Rows:
+        collection = self.open()
+        with self._calling("read"):
+            result = collection.query(
+                query_embeddings=[np.asarray(vector, dtype=np.float32)],
+                n_results=k,
+                where=where,
+                include=["documents", "metadatas", "distances"],
             )
-        ]
+        rows = Rows()
+        for i, d, m, dist in zip(
+            result["ids"][0],
+            result["documents"][0],
+            result["metadatas"][0],
+            result["distances"][0],
+            strict=True,
+        ):
+            if m is None or d is None:
+                rows.vanished += 1
+                continue
+            rows.append({"id": i, "text": d, "meta": m, "distance": dist})
+        return rows
 
     def get_records(self, ids: Sequence[str], embeddings: bool = False) -> list[dict]:
-        """The chunk records of `ids`, in that order (missing ids are left out)."""
+        """The chunk records of `ids`, in that order (missing or vanishing ids are left out)."""
         if not ids:
             return []
         include = ["documents", "metadatas"] + (["embeddings"] if embeddings else [])
-        page = self.open().get(ids=list(ids), include=include)
+        collection = self.open()
+        with self._calling("read"):
+            page = collection.get(ids=list(ids), include=include)
         vectors = page["embeddings"] if embeddings else [None] * len(page["ids"])
         found = {
             i: {"id": i, "text": d, "meta": m, "vector": v}
             for i, d, m, v in zip(
                 page["ids"], page["documents"], page["metadatas"], vectors, strict=True
             )
+            if m is not None and d is not None
         }
         return [found[i] for i in ids if i in found]
 
+    def all_ids(self) -> list[str]:
+        """The ids of every chunk, read at once (pages would shift under a concurrent delete)."""
+        collection = self.open()
+        with self._calling("read"):
+            return list(collection.get(include=[])["ids"])
+
     def iter_all(self, include_documents: bool = True) -> Iterator[dict]:
-        """Every chunk record, page by page."""
+        """Every chunk record, page by page (rows deleted meanwhile are left out)."""
         collection = self.open()
         include = ["metadatas", "documents"] if include_documents else ["metadatas"]
         offset = 0
         while True:
-            page = collection.get(include=include, limit=PAGE, offset=offset)
+            with self._calling("read"):
+                page = collection.get(include=include, limit=PAGE, offset=offset)
             ids = page["ids"]
             if not ids:
                 return
-            docs = page["documents"] if include_documents else [None] * len(ids)
+            docs = page["documents"] if include_documents else [""] * len(ids)
             for i, d, m in zip(ids, docs, page["metadatas"], strict=True):
-                yield {"id": i, "text": d, "meta": m}
+                if m is not None and d is not None:
+                    yield {"id": i, "text": d if include_documents else None, "meta": m}
             offset += len(ids)
 
+    # -- failures --------------------------------------------------------------------------
+    @contextlib.contextmanager
+    def _calling(self, doing: str) -> Iterator[None]:
+        """Turn whatever Chroma raises into a StoreError of one line (a collection that is
+        gone into IndexChangedError, which readers handle by looking again)."""
+        try:
+            yield
+        except StoreError:
+            raise
+        except BaseException as exc:
+            if isinstance(exc, KeyboardInterrupt | SystemExit | GeneratorExit):
+                raise
+            if _is_vanished_row(exc) or (_is_not_found(exc) and self._replaced()):
+                self._collection = None
+                raise IndexChangedError(
+                    f"The index in {self._where()} changed while it was being read; ask again "
+                    "(if this keeps happening, run `newsbot index --rebuild`)."
+                ) from exc
+            raise store_failure(exc, self.settings, doing) from exc
 
-def chunk_metadata(chunk: Chunk) -> dict[str, Any]:
+    def _replaced(self) -> bool:
+        """Is the collection we had open no longer the index (dropped after a rebuild), rather
+        than damaged? (Its files vanish with it: Chroma may then say "nothing found".)"""
+        if self._collection is None:
+            return True  # it was being looked up: it is missing, whatever the reason
+        try:
+            current = self.client.get_collection(self.active_name())
+        except Exception:  # noqa: BLE001 (missing, or unreadable: either way not ours any more)
+            return True
+        return str(current.id) != str(self._collection.id)
+
+
+def chunk_metadata(chunk: Chunk, version: str) -> dict[str, Any]:
     return {
         "source": chunk.source,
+        "version": version,
         "ordinal": chunk.ordinal,
         "start": chunk.start,
         "end": chunk.end,
@@ -271,9 +565,58 @@ def chunk_metadata(chunk: Chunk) -> dict[str, Any]:
     }
 
 
-def _is_not_found(exc: Exception) -> bool:
+def _detail(exc: BaseException) -> str:
+    """The failure in a few words on one line (Chroma's messages can span lines)."""
+    text = " ".join(str(exc).split()) or type(exc).__name__
+    text = text.removeprefix("Error executing plan: ")
+    return text if len(text) <= 160 else text[:157] + "…"
+
+
+def _is_not_found(exc: BaseException) -> bool:
     text = f"{type(exc).__name__} {exc}".lower()
-    return "notfound" in text or "does not exist" in text or "not found" in text
+    return any(w in text for w in ("notfound", "does not exist", "not found", "nothing found"))
+
+
+def _is_vanished_row(exc: BaseException) -> bool:
+    """A row deleted while a query was reading it (an indexer in this process deleting an old
+    version): Chroma's vector index still named it, its record was gone."""
+    return "error finding id" in str(exc).lower()
+
+
+def _is_disk_full(exc: BaseException) -> bool:
+    while exc is not None:
+        if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EFBIG, errno.EDQUOT):
+            return True
+        exc = exc.__cause__ or exc.__context__
+    return False
+
+
+def _out_of_space(store: Path) -> str | None:
+    """Why nothing more can be written in the store folder, if that is so (Chroma reports a
+    full disk only as a failed write)."""
+    soft, _ = resource.getrlimit(resource.RLIMIT_FSIZE)
+    if soft != resource.RLIM_INFINITY:
+        with contextlib.suppress(OSError):
+            files = [p for p in (*store.glob("*"), *store.glob("chroma/*")) if p.is_file()]
+            biggest = max(files, key=lambda p: p.stat().st_size, default=None)
+            if biggest and biggest.stat().st_size + min(SPACE_MARGIN, soft // 10) >= soft:
+                return f"{biggest.name} has reached the file size limit (ulimit -f)"
+    try:
+        stat = os.statvfs(store)
+    except OSError:
+        return None
+    if stat.f_bavail * stat.f_frsize < SPACE_MARGIN:
+        return "the disk is full"
+    return None
+
+
+def _is_connection_problem(exc: BaseException) -> bool:
+    text = f"{type(exc).__name__} {exc}".lower()
+    return any(w in text for w in ("connect", "timeout", "timed out", "refused", "resolve"))
+
+
+def _blocked_by_a_file(settings: IndexSettings) -> bool:
+    return any(p.exists() and not p.is_dir() for p in (settings.store_dir, settings.chroma_dir))
 
 
 def now() -> float:

@@ -14,14 +14,35 @@ import time
 from pathlib import Path
 
 import pytest
+from conftest import CountingEmbedder
 
 import index.build
+from index.articles import content_hash
 from index.build import build_index, index_lock, watch_index
 from index.embeddings import HashingEmbedder
-from index.errors import IndexBusyError, IndexMismatchError, NewsbotError
+from index.errors import IndexBusyError, IndexChangedError, IndexMismatchError, NewsbotError
 from index.store import ChunkStore
 
 NEWSBOT = Path(sys.executable).with_name("newsbot")
+
+
+@pytest.fixture
+def read_chunks():
+    """read_chunks(settings) -> {"<source>#<ordinal>": (text, metadata)}, checking that every
+    id is `<source>#<version>#<ordinal>` and that no file has chunks of two versions."""
+
+    def read(settings) -> dict[str, tuple[str, dict]]:
+        records: dict[str, tuple[str, dict]] = {}
+        for record in ChunkStore(settings).iter_all():
+            meta = record["meta"]
+            assert record["id"] == f"{meta['source']}#{meta['version']}#{meta['ordinal']}"
+            key = f"{meta['source']}#{meta['ordinal']}"
+            assert key not in records, f"two versions of {key}"
+            records[key] = (record["text"], meta)
+        return records
+
+    return read
+
 
 WORDS = (
     "the minister said on Tuesday that talks with unions over pay and pensions would resume "
@@ -66,8 +87,10 @@ def test_first_build_indexes_everything(settings, counting_embedder, read_chunks
     assert set(records) == {"drones.txt#0", "football.txt#0", "world/economy.txt#0"}
     text, meta = records["drones.txt#0"]
     assert text.startswith("Iran has supplied hundreds of drones")
+    version = content_hash((settings.corpus_dir / "drones.txt").read_bytes())[:12]
     assert meta == {
         "source": "drones.txt",
+        "version": version,
         "ordinal": 0,
         "start": len("Iran sends drones to Russia\ndate 2022-11-01 "),
         "end": meta["start"] + len(text),
@@ -427,8 +450,149 @@ def test_rebuild_that_dies_half_way_heals_on_the_next_run(
     failing = FailingEmbedder(index.build.make_embedder(settings), 2)
     with pytest.raises(RuntimeError):
         build_index(settings, embedder=failing, rebuild=True)
+    assert len(collection_names(settings)) == 2  # the old index, and the one built aside
     build_index(settings)
     assert read_chunks(settings) == clean_build_records(make_settings, tmp_path, read_chunks)
+    assert collection_names(settings) == ["newsbot"]  # what the dead rebuild left is dropped
+
+
+def collection_names(settings) -> list[str]:
+    return sorted(c.name for c in ChunkStore(settings).client.list_collections())
+
+
+# -- live updates: never a hole ----------------------------------------------------------------
+class WatchingEmbedder:
+    """Before each embedding, records which files a reader finds chunks of."""
+
+    def __init__(self, settings):
+        self.inner, self.settings, self.seen = HashingEmbedder(), settings, []
+
+    def __getattr__(self, name):
+        return getattr(self.inner, name)
+
+    def embed_documents(self, texts):
+        reader = ChunkStore(self.settings)
+        self.seen.append({r["meta"]["source"] for r in reader.iter_all(include_documents=False)})
+        return self.inner.embed_documents(texts)
+
+
+def test_a_changed_file_keeps_its_old_chunks_until_the_new_are_stored(
+    settings, corpus, write_article, read_chunks
+):
+    build_index(settings)
+    write_article(corpus, "football.txt", "The derby ended in a draw.", title="Derby draw")
+    watching = WatchingEmbedder(settings)
+    report = build_index(settings, embedder=watching)
+    assert report.updated == ["football.txt"]
+    assert watching.seen and all("football.txt" in seen for seen in watching.seen)
+    assert read_chunks(settings)["football.txt#0"][0] == "The derby ended in a draw."
+
+
+def test_rebuild_builds_aside_while_the_old_index_answers(
+    settings, corpus, write_article, read_chunks
+):
+    build_index(settings)
+    before = read_chunks(settings)
+    generation = ChunkStore(settings).info().generation
+    reader = ChunkStore(settings)  # opened before, as a running bot's
+    reader.open()
+    write_article(corpus, "late.txt", "Breaking news arrived late.", title="Late")
+    watching = WatchingEmbedder(settings)
+    report = build_index(settings, embedder=watching, rebuild=True)
+    assert report.rebuilt and len(report.added) == 4
+    # While it embedded, readers saw the whole old index (and not the new file).
+    assert watching.seen == [set(s.split("#")[0] for s in before)]
+    assert ChunkStore(settings).info().generation != generation
+    after = read_chunks(settings)
+    assert set(after) == set(before) | {"late.txt#0"}
+    assert ChunkStore(settings).active_name().startswith("newsbot.g")
+    assert collection_names(settings) == ["newsbot.active", ChunkStore(settings).active_name()]
+    # The reader that had the old collection open finds it gone, and follows the pointer.
+    with pytest.raises(IndexChangedError):
+        reader.count()
+    assert reader.count() == 4
+    # Chroma keeps the vector files of a dropped collection: the indexer removes them.
+    segments = [p for p in settings.chroma_dir.iterdir() if p.is_dir()]
+    assert len(segments) <= 1
+    # A second rebuild swaps again; incremental builds go on in the new collection.
+    build_index(settings, rebuild=True)
+    (corpus / "late.txt").unlink()
+    assert build_index(settings).removed == ["late.txt"]
+    assert set(read_chunks(settings)) == set(before)
+    assert len(collection_names(settings)) == 2
+
+
+def test_rebuild_killed_after_its_manifest_commit_is_finished_by_the_next_build(
+    settings, corpus, counting_embedder, monkeypatch, read_chunks
+):
+    build_index(settings)
+    (corpus / "drones.txt").unlink()
+
+    def die(self, staging):
+        raise RuntimeError("killed before the swap")
+
+    with monkeypatch.context() as patch:
+        patch.setattr(ChunkStore, "activate", die)
+        with pytest.raises(RuntimeError):
+            build_index(settings, rebuild=True)
+    assert "drones.txt#0" in read_chunks(settings)  # readers still read the old index
+    report = build_index(settings, embedder=counting_embedder)
+    assert counting_embedder.embedded == []  # nothing built again: the swap is finished
+    assert report.unchanged == ["football.txt", "world/economy.txt"]
+    assert set(read_chunks(settings)) == {"football.txt#0", "world/economy.txt#0"}
+    assert len(collection_names(settings)) == 2  # the rebuilt index and its pointer
+
+
+def test_a_big_file_is_embedded_and_stored_in_parts_and_resumes(
+    make_settings, corpus, tmp_path, monkeypatch, read_chunks
+):
+    """A 50 MB file was one batch: no progress, nothing stored until the end. Now it is stored
+    part by part, and a build that dies half way keeps the parts it stored."""
+    monkeypatch.setattr(index.build, "GROUP_CHUNKS", 8)
+    settings = make_settings(chunk_size=64, chunk_overlap=8)
+    (corpus / "big.txt").write_text(f"Big one\n{long_body(11, paragraphs=30)}\n")
+    calls = []
+    failing = FailingEmbedder(CountingEmbedder(HashingEmbedder()), fail_on=4)
+    with pytest.raises(RuntimeError):
+        build_index(settings, embedder=failing, progress=lambda *a: calls.append(a))
+    assert len(failing.inner.embedded) == 3 * 8  # three parts of 8 were embedded ...
+    stored = len(ChunkStore(settings).all_ids())
+    assert stored == 3 * 8  # ... and stored before the fourth failed
+    assert [done for done, _ in calls] == sorted(done for done, _ in calls)
+    assert len(calls) >= 4 and calls[-1][0] < calls[-1][1]
+
+    again = CountingEmbedder(HashingEmbedder())
+    report = build_index(settings, embedder=again)
+    assert report.chunks_written == report.chunks - stored  # only what was missing
+    assert len(again.embedded) == report.chunks - stored
+    expected = clean_build_records(
+        make_settings, tmp_path, read_chunks, chunk_size=64, chunk_overlap=8
+    )
+    assert read_chunks(settings) == expected
+
+
+def test_chunks_of_the_old_id_scheme_go_when_their_file_changes(
+    settings, corpus, write_article, read_chunks
+):
+    """Stores made before ids carried a version hold `<source>#<n>` ids: they keep answering,
+    and are replaced like any old version when their file changes."""
+    build_index(settings)
+    collection = ChunkStore(settings).open()
+    got = collection.get(include=["documents", "metadatas", "embeddings"])
+    collection.delete(ids=got["ids"])
+    old_metas = [{k: v for k, v in m.items() if k != "version"} for m in got["metadatas"]]
+    collection.add(
+        ids=[f"{m['source']}#{m['ordinal']}" for m in old_metas],
+        embeddings=got["embeddings"],
+        documents=got["documents"],
+        metadatas=old_metas,
+    )
+    write_article(corpus, "football.txt", "The derby ended in a draw.", title="Derby draw")
+    report = build_index(settings)
+    assert report.updated == ["football.txt"] and len(report.unchanged) == 2
+    ids = sorted(ChunkStore(settings).all_ids())
+    assert ids[0] == "drones.txt#0" and ids[2] == "world/economy.txt#0"  # unchanged: kept
+    assert ids[1].startswith("football.txt#") and ids[1].count("#") == 2
 
 
 def run_and_kill(command, env, cwd, store: Path, delay: float, when_writing: bool) -> str:

@@ -1,7 +1,18 @@
 """BM25: words, scores, and staying in step with the Chroma collection incrementally."""
 
+import json
+import pickle
+import random
+import sys
+import threading
+
+import numpy as np
+import pytest
+import snowballstemmer
+
+from index import lexical
 from index.build import build_index
-from index.lexical import BM25Index, stem, words
+from index.lexical import BM25Index, cache_path, stem, update_cache, words
 from index.store import ChunkStore
 
 
@@ -49,10 +60,163 @@ def test_saved_state_loads_without_retokenizing(settings, tmp_path):
     store = ChunkStore(settings)
     index = BM25Index()
     index.sync(store, store.info().generation)
-    index.save(tmp_path / "bm25.pkl")
-    loaded = BM25Index.load(tmp_path / "bm25.pkl")
+    index.save(tmp_path / "bm25.npz")
+    loaded = BM25Index.load(tmp_path / "bm25.npz")
     assert loaded.ids == index.ids and loaded.generation == index.generation
+    assert loaded.sources == index.sources and loaded.days == index.days
+    assert loaded.vocab == index.vocab
     assert list(loaded.scores(words("inflation"))) == list(index.scores(words("inflation")))
-    assert len(BM25Index.load(tmp_path / "missing.pkl")) == 0
-    (tmp_path / "broken.pkl").write_bytes(b"not a pickle")
-    assert len(BM25Index.load(tmp_path / "broken.pkl")) == 0
+    assert len(BM25Index.load(tmp_path / "missing.npz")) == 0
+    # A reader that loaded it syncs incrementally: nothing to tokenize again.
+    assert not loaded.sync(store, store.info().generation)
+
+
+# -- stemming from many threads ---------------------------------------------------------------
+def test_stemming_is_safe_from_many_threads(monkeypatch):
+    """The Telegram bot answers in worker threads: a burst of chats stems at once. Every stem
+    must be what one thread alone gets, with no exception (a shared Snowball stemmer raised
+    IndexError and cached wrong stems)."""
+    rng = random.Random(7)
+    endings = ["ing", "ed", "ations", "ness", "ly", "s", "ies", "ement", ""]
+    vocabulary = sorted(
+        {
+            "".join(rng.choice("abcdefghilmnoprstu") for _ in range(rng.randint(3, 12)))
+            + rng.choice(endings)
+            for _ in range(6000)
+        }
+    )
+    alone = snowballstemmer.stemmer("english")
+    expected = {w: alone.stemWord(w) for w in vocabulary}
+    monkeypatch.setattr(lexical, "_STEMS", {})  # nothing cached: every word is stemmed
+    previous = sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)  # switch threads as often as possible
+    errors: list[str] = []
+    wrong: list[tuple[str, str]] = []
+
+    def hammer(seed: int) -> None:
+        order = vocabulary[:]
+        random.Random(seed).shuffle(order)
+        for word in order:
+            try:
+                got = stem(word)
+            except Exception as exc:  # noqa: BLE001 (any failure is what this test looks for)
+                errors.append(repr(exc))
+                continue
+            if got != expected[word]:
+                wrong.append((word, got))
+
+    threads = [threading.Thread(target=hammer, args=(seed,)) for seed in range(8)]
+    try:
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(timeout=120)
+    finally:
+        sys.setswitchinterval(previous)
+    assert not any(t.is_alive() for t in threads)
+    assert errors == [] and wrong == []
+    assert expected == lexical._STEMS  # and nothing wrong stays cached
+
+
+# -- the saved state cannot run code ----------------------------------------------------------
+class Payload:
+    """Unpickling this creates a file: proof that code ran."""
+
+    def __init__(self, marker):
+        self.marker = str(marker)
+
+    def __reduce__(self):
+        return (open, (self.marker, "w"))
+
+
+def test_an_old_pickled_state_is_never_unpickled_and_is_removed(settings, tmp_path):
+    build_index(settings)
+    store_dir = settings.store_dir
+    cache_path(store_dir).unlink()
+    marker = tmp_path / "code-ran"
+    (store_dir / "bm25.pkl").write_bytes(pickle.dumps({"words_version": 2, "x": Payload(marker)}))
+
+    from bot.retrieve import HybridRetriever
+
+    retriever = HybridRetriever(ChunkStore(settings), None, cache_path(store_dir))
+    retriever.sync()
+    index = update_cache(ChunkStore(settings), store_dir)
+    assert not marker.exists()
+    assert not (store_dir / "bm25.pkl").exists()
+    assert len(index) == 3 and cache_path(store_dir).exists()
+
+
+def test_a_state_that_hides_a_pickle_is_refused(settings, tmp_path):
+    """An .npz may hold object arrays, which numpy stores as pickles: never loaded."""
+    build_index(settings)
+    marker = tmp_path / "code-ran"
+    path = cache_path(settings.store_dir)
+    with open(path, "wb") as handle:
+        np.savez(handle, header=np.array([Payload(marker)], dtype=object))
+    assert len(BM25Index.load(path)) == 0
+    assert not marker.exists()
+    assert len(update_cache(ChunkStore(settings), settings.store_dir)) == 3
+    assert len(BM25Index.load(path)) == 3  # made again, and readable
+
+
+def good_state(settings) -> bytes:
+    build_index(settings)
+    return cache_path(settings.store_dir).read_bytes()
+
+
+def rewrite(path, **changes) -> None:
+    """Rewrite the saved state with some arrays (or header fields) changed."""
+    with np.load(path, allow_pickle=False) as data:
+        arrays = {k: data[k] for k in data.files}
+    header = json.loads(arrays["header"].tobytes())
+    header.update(changes.pop("header", {}))
+    arrays["header"] = np.frombuffer(json.dumps(header).encode(), dtype=np.uint8)
+    arrays.update(changes)
+    with open(path, "wb") as handle:
+        np.savez(handle, **arrays)
+
+
+@pytest.mark.parametrize(
+    "damage",
+    [
+        "garbage",
+        "truncated",
+        "empty",
+        "another format",
+        "other words",
+        "terms out of range",
+        "sizes do not add up",
+        "header not json",
+    ],
+)
+def test_an_unreadable_state_counts_as_missing_and_is_made_again(settings, damage):
+    data = good_state(settings)
+    path = cache_path(settings.store_dir)
+    if damage == "garbage":
+        path.write_bytes(bytes(random.Random(1).randrange(256) for _ in range(len(data))))
+    elif damage == "truncated":
+        path.write_bytes(data[: len(data) // 2])
+    elif damage == "empty":
+        path.write_bytes(b"")
+    elif damage == "another format":
+        rewrite(path, header={"format": 99})
+    elif damage == "other words":
+        rewrite(path, header={"words_version": 1})
+    elif damage == "terms out of range":
+        with np.load(path) as loaded:
+            rewrite(path, terms=loaded["terms"] + 10_000)
+    elif damage == "sizes do not add up":
+        with np.load(path) as loaded:
+            rewrite(path, sizes=loaded["sizes"] + 1)
+    else:
+        with np.load(path) as loaded:
+            arrays = {k: loaded[k] for k in loaded.files}
+        arrays["header"] = np.frombuffer(b"{not json", dtype=np.uint8)
+        with open(path, "wb") as handle:
+            np.savez(handle, **arrays)
+    assert len(BM25Index.load(path)) == 0
+    index = update_cache(ChunkStore(settings), settings.store_dir)
+    assert len(index) == 3
+    assert BM25Index.load(path).ids == index.ids  # saved again, readable
+    best, _ = index.top(words("drones power stations"), 1)[0]
+    assert index.sources[best] == "drones.txt"

@@ -14,9 +14,28 @@ import pytest
 
 from index.build import build_index
 from index.embeddings import HashingEmbedder
+from index.errors import IndexChangedError
 from index.store import ChunkStore
 
 CHROMA = Path(sys.executable).with_name("chroma")
+
+
+@pytest.fixture
+def read_chunks():
+    """read_chunks(settings) -> {"<source>#<ordinal>": (text, metadata)}, checking that every
+    id is `<source>#<version>#<ordinal>` and that no file has chunks of two versions."""
+
+    def read(settings) -> dict[str, tuple[str, dict]]:
+        records: dict[str, tuple[str, dict]] = {}
+        for record in ChunkStore(settings).iter_all():
+            meta = record["meta"]
+            assert record["id"] == f"{meta['source']}#{meta['version']}#{meta['ordinal']}"
+            key = f"{meta['source']}#{meta['ordinal']}"
+            assert key not in records, f"two versions of {key}"
+            records[key] = (record["text"], meta)
+        return records
+
+    return read
 
 
 def chroma_executable() -> str | None:
@@ -87,6 +106,16 @@ def test_build_update_and_query_through_a_server(
     assert hits[0]["meta"]["source"] == "drones.txt"
     info = store.info()
     assert (info.articles, info.chunks, info.model) == (3, 3, "hashing")
+
+    # A rebuild builds aside on the server too, and readers follow it there.
+    before = read_chunks(settings)
+    report = build_index(settings, rebuild=True)
+    assert report.rebuilt and len(report.added) == 3
+    assert read_chunks(settings) == before
+    assert ChunkStore(settings).active_name().startswith("newsbot.g")
+    with pytest.raises(IndexChangedError):
+        store.count()  # the collection it had open was dropped ...
+    assert store.count() == 3  # ... so it looks again
 
 
 def test_cli_through_a_server(chroma_server, cli_env, run_newsbot, corpus, tmp_path):
