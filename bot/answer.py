@@ -73,6 +73,7 @@ MIN_VOCABULARY = 5000
 # rely on the lexical signals alone.
 MIN_SIMILARITY = {"all-MiniLM-L6-v2 (bundled)": 0.2}
 TITLE_CHARS = 70
+MISSING_FOLDER = "The corpus folder {folder} is missing; run `newsbot index` after restoring it."
 TOPIC_NAMES = 3  # names of the question a refusal says the articles cover
 
 SAY_QUESTION = re.compile(
@@ -251,6 +252,7 @@ class Answerer:
         retrieved = list(dict.fromkeys(h.source for h in hits))
 
         def refusal(reason: str | None = None) -> Answer:
+            folder = self.settings.corpus_dir
             return Answer(
                 question=question,
                 text=reason or refusal_text(self.stats().articles),
@@ -259,6 +261,10 @@ class Answerer:
                 passages=passages,
                 retrieved=retrieved,
                 standalone_question=parsed.standalone,
+                # Refused without reading a file: the folder's absence must still be said.
+                notice=None
+                if folder.is_dir() or (reason and str(folder) in reason)
+                else MISSING_FOLDER.format(folder=folder),
             )
 
         if not hits:
@@ -322,7 +328,7 @@ class Answerer:
             return None
         folder = self.settings.corpus_dir
         if not folder.is_dir():
-            return f"The corpus folder {folder} is missing; run `newsbot index` after restoring it."
+            return MISSING_FOLDER.format(folder=folder)
         missing = [s for s in gone if not (folder / s).exists()]
         if missing:
             one = len(missing) == 1

@@ -87,7 +87,12 @@ def _parser() -> argparse.ArgumentParser:
 
 
 class PrintableFormatter(logging.Formatter):
-    """Log lines without terminal controls: messages name files and quote questions."""
+    """Log lines without terminal controls: messages name files and quote questions. A message
+    stays on one line (a file name with a newline must not forge a second log line); only a
+    traceback after it has lines of its own."""
+
+    def formatMessage(self, record: logging.LogRecord) -> str:  # noqa: N802 - logging's name
+        return one_line(super().formatMessage(record))
 
     def format(self, record: logging.LogRecord) -> str:
         return printable(super().format(record))
@@ -170,16 +175,21 @@ def _run_ask(args) -> int:
     from bot.preload import preload_models
 
     settings = _settings()
-    preload_models(settings)  # before the imports below, which take a second
-    from bot.answer import make_answerer
-    from bot.render import render_text, use_color
+    loading = preload_models(settings)  # before the imports below, which take a second
+    try:
+        from bot.answer import make_answerer
+        from bot.render import render_text, use_color
 
-    answerer = make_answerer(settings)
-    answer = answerer.answer(printable(decoded(args.question)), [])
-    if args.json:
-        print(json_text(answer.to_dict()))
-    else:
-        print(render_text(answer, color=use_color(sys.stdout)))
+        answerer = make_answerer(settings)
+        answer = answerer.answer(printable(decoded(args.question)), [])
+        if args.json:
+            print(json_text(answer.to_dict()))
+        else:
+            print(render_text(answer, color=use_color(sys.stdout)))
+    finally:
+        # An answer that needs no reranker can be ready while its ONNX session is still
+        # being made; leaving then aborts in ONNX Runtime's teardown (status 134).
+        loading.join()
     return 0
 
 

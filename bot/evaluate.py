@@ -33,6 +33,7 @@ import datetime as dt
 import importlib.util
 import json
 import logging
+import re
 import statistics
 import sys
 import time
@@ -49,6 +50,7 @@ from index.errors import NewsbotError
 log = logging.getLogger(__name__)
 
 ANSWER_WINDOW = 800
+ISO_DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
 QUOTES = str.maketrans(dict.fromkeys("“”„‟«»″〝〞", '"') | dict.fromkeys("‘’‚‛‹›′`´ʼ", "'"))
 
 
@@ -119,7 +121,7 @@ def _parse_item(raw: bytes) -> tuple[dict, list[str]]:
         item = json.loads(raw.decode("utf-8"))
     except UnicodeDecodeError:
         return {}, ["not UTF-8 text"]
-    except json.JSONDecodeError:
+    except (ValueError, RecursionError):  # bad JSON, an integer of 5,000 digits, [[[[…]]]]
         return {}, ["not a JSON object"]
     if not isinstance(item, dict):
         return {}, ["not a JSON object"]
@@ -150,13 +152,14 @@ def _parse_item(raw: bytes) -> tuple[dict, list[str]]:
 
 
 def _is_date(value) -> bool:
-    if not isinstance(value, str):
+    # fromisoformat alone also takes "2023-W01-1" and "20230101"
+    if not (isinstance(value, str) and ISO_DATE.fullmatch(value)):
         return False
     try:
         dt.date.fromisoformat(value)
     except ValueError:
         return False
-    return len(value) == 10
+    return True
 
 
 def load_questions(path: str) -> list[dict]:
@@ -256,7 +259,7 @@ def run_eval(
     if not entries:
         raise NewsbotError(f"{questions} holds no questions: one JSON object per line.")
     normalize = load_normalize(prepare)
-    rows_file = _rows_file(out)  # before any work: a bad --out fails now, not at the end
+    rows_file = _rows_file(out, questions)  # before any work: a bad --out fails now
     for entry in entries:
         if entry.problem:
             _say(f"{questions}, line {entry.line}: {entry.problem}; graded as an error.")
@@ -336,11 +339,14 @@ def _answer_all(settings, entries: list[QuestionLine], sink: IO[str] | None, nam
     return rows, total_quotes, bad_quotes
 
 
-def _rows_file(out: str | None):
+def _rows_file(out: str | None, questions: str):
     """The `--out` file, open for writing before any work; nothing when there is none."""
     if not out:
         return contextlib.nullcontext()
     path = Path(out)
+    with contextlib.suppress(OSError):
+        if path.samefile(questions):  # opening it for writing would empty it
+            raise NewsbotError(f"--out {out} is the question file itself; choose another --out.")
     if not path.parent.is_dir():
         raise NewsbotError(
             f"Cannot write the rows to {out}: the folder {path.parent} does not exist. "

@@ -102,10 +102,11 @@ def notice_left_out(sentences: int) -> str:
     )
 
 
-# "[2]", "[1, 3]", "[1][3]", "[Passage 2]", "[passages 1 and 3]"
+# "[2]", "[1, 3]", "[1][3]", "[Passage 2]", "[passages 1 and 3]"; any number of digits, as
+# every "[n]" left in the text is taken for a citation of a passage given
 CITATION = re.compile(
     r"(?P<space>[ \t]*)\[(?:(?:passages?|source)\s*)?"
-    r"(?P<numbers>\d{1,3}(?:\s*(?:,|;|and|&)\s*\d{1,3})*)\]",
+    r"(?P<numbers>\d+(?:\s*(?:,|;|and|&)\s*\d+)*)\]",
     re.I,
 )
 # A run of citations as `_cited_answer` writes them ("[1]", " [1][3]"), with the punctuation

@@ -24,9 +24,11 @@ import re
 
 # ESC or its C1 form, then a control sequence (CSI), a control string (OSC, DCS, SOS, PM,
 # APC: terminated by BEL or ST), or a short escape such as ESC c (reset) or ESC ( B.
+# A string's body stops at the next introducer too: otherwise each of thousands of
+# unterminated 8-bit introducers would scan to the end of the text (quadratic time).
 _SEQUENCE = re.compile(
     r"(?:\x1b\[|\x9b)[\x30-\x3f]*[\x20-\x2f]*[\x40-\x7e]"
-    r"|(?:\x1b[\]PX^_]|[\x90\x98\x9d\x9e\x9f])[^\x07\x1b\x9c]*(?:\x07|\x1b\\|\x9c)"
+    r"|(?:\x1b[\]PX^_]|[\x90\x98\x9d\x9e\x9f])[^\x07\x1b\x90\x98\x9c-\x9f]*(?:\x07|\x1b\\|\x9c)"
     r"|\x1b[\x20-\x2f]*[\x30-\x7e]"
 )
 _NEWLINE = re.compile(r"\r\n?")

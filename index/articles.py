@@ -11,8 +11,9 @@ again, so a link to `~/.env` can never be quoted to whoever asks. A link to a fi
 folder is an article under the link's name. Links to folders are not followed: one pointing
 inside holds files that are indexed under their own path anyway, and one pointing outside is
 listed as skipped. Unreadable folders, links out of the folder and `.txt` names that are not
-regular files (a FIFO would block the reader) are listed as skipped with the reason, so
-nothing vanishes silently.
+regular files (a FIFO would block the reader) are listed as skipped with the reason, and so
+are names that are not UTF-8 (a source is stored and shown as text), so nothing vanishes
+silently.
 
 Layout, all of it optional:
 
@@ -53,6 +54,7 @@ ARTICLE_SUFFIX = ".txt"  # compared case-insensitively
 OUTSIDE = "links outside the corpus folder"
 FOLDER_OUTSIDE = "links to a folder outside the corpus folder"
 NOT_REGULAR = "not a regular file"
+NOT_UTF8_NAME = "name is not valid UTF-8; rename it"
 
 
 class SkippedFile(Exception):
@@ -118,6 +120,16 @@ def scan_corpus(corpus_dir: Path) -> CorpusListing:
             continue
         for entry in entries:
             path = folder / entry.name
+            if not _utf8(entry.name):
+                # A source is stored and shown as text; these bytes have no text to be.
+                try:
+                    shown = entry.is_dir() and not entry.is_symlink()
+                except OSError:
+                    shown = False
+                if shown or entry.name.lower().endswith(ARTICLE_SUFFIX):
+                    name = source_name(corpus_dir, path) + ("/" if shown else "")
+                    skipped.append((_replace_bad_bytes(name), NOT_UTF8_NAME))
+                continue
             try:
                 linked = entry.is_symlink()
                 is_dir = entry.is_dir()  # a link to a folder counts as a folder
@@ -141,6 +153,19 @@ def scan_corpus(corpus_dir: Path) -> CorpusListing:
     files.sort(key=lambda p: source_name(corpus_dir, p))
     skipped.sort()
     return CorpusListing(files, skipped)
+
+
+def _utf8(name: str) -> bool:
+    """Is a name from the OS UTF-8? Its bytes that are not come as lone surrogates."""
+    try:
+        name.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def _replace_bad_bytes(name: str) -> str:
+    return name.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
 
 
 def _inside(real_path: str | Path, root: Path) -> bool:

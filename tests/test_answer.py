@@ -241,6 +241,16 @@ def test_a_deleted_corpus_folder_is_named_instead_of_a_refusal(answerer, news):
     assert answer.refused and answer.quotes == [] and answer.sources == []
 
 
+def test_a_refusal_names_a_deleted_corpus_folder_too(answerer, news):
+    """A question refused before any file is read ("hi") said only "I could not find this"."""
+    shutil.rmtree(news)
+    answer = answerer.answer("What is the time complexity of quicksort?")
+    assert answer.refused and answer.text.startswith("I could not find")
+    assert answer.notice == (
+        f"The corpus folder {news} is missing; run `newsbot index` after restoring it."
+    )
+
+
 def test_deleted_cited_files_are_named(answerer, news):
     before = answerer.answer("What did Smith say about tariffs?")
     assert {q.source for q in before.quotes} == {"tariffs.txt", "later/tariffs-may.txt"}

@@ -15,6 +15,7 @@ import pytest
 from index.articles import (
     FOLDER_OUTSIDE,
     NOT_REGULAR,
+    NOT_UTF8_NAME,
     OUTSIDE,
     SkippedFile,
     content_hash,
@@ -307,6 +308,23 @@ def test_only_files_inside_the_corpus_folder_are_listed_and_the_rest_is_skipped(
         ("sub/leak2.txt", OUTSIDE),
     ]
     assert list_article_files(linked_corpus) == listing.files
+
+
+def test_names_that_are_not_utf8_are_skipped_not_indexed(tmp_path):
+    """A source is stored (SQLite, Chroma) and shown as text: a name with a byte that is not
+    UTF-8 made `newsbot index` crash with UnicodeEncodeError."""
+    (tmp_path / "good.txt").write_text("Headline\nBody.\n")
+    os.mkdir(os.fsencode(tmp_path) + b"/bad\xffdir")
+    for name in (b"bad\xffname.txt", b"bad\xffdir/inner.txt"):
+        Path(os.fsdecode(os.fsencode(tmp_path) + b"/" + name)).write_text("Headline\nBody.\n")
+    listing = scan_corpus(tmp_path)
+    assert [p.name for p in listing.files] == ["good.txt"]
+    assert listing.skipped == [
+        ("bad\ufffddir/", NOT_UTF8_NAME),
+        ("bad\ufffdname.txt", NOT_UTF8_NAME),
+    ]
+    for source, _ in listing.skipped:
+        source.encode("utf-8")
 
 
 def test_a_corpus_folder_reached_through_a_link_is_fine(linked_corpus, tmp_path):

@@ -216,3 +216,28 @@ def test_a_cold_answer_with_the_real_models_never_imports_torch(workdir, cli_env
     )
     assert done.returncode == 0, done.stderr
     assert done.stdout.startswith("Russian Defense Minister — 1 article")
+
+
+def test_a_log_line_cannot_be_split_by_a_file_name():
+    """File names and questions reach log messages: a name holding a newline could forge a
+    second log line ("ERROR ..."); a traceback keeps its lines."""
+    import logging
+
+    from bot.cli import PrintableFormatter
+
+    formatter = PrintableFormatter("%(levelname)s %(name)s: %(message)s")
+    record = logging.LogRecord(
+        "bot.answer", logging.WARNING, __file__, 1, "dropped a quote from %s", None, None
+    )
+    record.args = ("evil\nERROR index.build: index deleted\r\x1b[2J.txt",)
+    assert formatter.format(record) == (
+        "WARNING bot.answer: dropped a quote from evil ERROR index.build: index deleted .txt"
+    )
+    try:
+        raise ValueError("boom")
+    except ValueError:
+        import sys
+
+        record = logging.LogRecord("x", logging.ERROR, __file__, 1, "failed", None, sys.exc_info())
+    lines = formatter.format(record).splitlines()
+    assert lines[0] == "ERROR x: failed" and lines[-1] == "ValueError: boom"

@@ -231,3 +231,36 @@ def test_a_string_of_expected_answers_is_a_problem_not_letters(tmp_path):
         (6, "x", "\"id\" 'x' is already on line 5"),
         (7, "line-7", "not a JSON object"),
     ]
+
+
+def test_json_that_python_refuses_to_build_is_a_problem_not_a_crash(tmp_path):
+    """Nesting deeper than the recursion limit and integers of over 4,300 digits made
+    json.loads raise RecursionError and ValueError, which the run did not catch."""
+    path = write_lines(
+        tmp_path / "q.jsonl",
+        '{"question": ' + "[" * 100_000 + "]" * 100_000 + "}",
+        '{"question": "q", "n": ' + "9" * 5000 + "}",
+        {"question": "q", "date": "2023-W01-1"},  # Python 3.11 reads ISO week dates too
+        GOOD,
+    )
+    entries = read_question_file(path)
+    assert [(e.line, e.problem) for e in entries] == [
+        (1, "not a JSON object"),
+        (2, "not a JSON object"),
+        (3, "\"date\" must be a date as YYYY-MM-DD, not '2023-W01-1'"),
+        (4, None),
+    ]
+
+
+def test_out_may_not_overwrite_the_question_file(workdir, corpus, monkeypatch, capsys):
+    monkeypatch.setenv("NEWSBOT_CORPUS_DIR", str(corpus))
+    monkeypatch.setenv("NEWSBOT_STORE_DIR", str(workdir / "no-index-here"))
+    questions = write_lines(workdir / "q.jsonl", GOOD)
+    before = (workdir / "q.jsonl").read_bytes()
+    (workdir / "same.jsonl").symlink_to("q.jsonl")
+    for out in (questions, str(workdir / "same.jsonl")):
+        assert main(["eval", questions, "--out", out]) == 1
+        assert capsys.readouterr().err == (
+            f"newsbot: --out {out} is the question file itself; choose another --out.\n"
+        )
+    assert (workdir / "q.jsonl").read_bytes() == before

@@ -182,6 +182,17 @@ def test_citation_of_a_passage_not_given_is_removed(server, llm_settings, hits):
     assert [q.source for q in answer.quotes] == ["drones.txt", "football.txt"]
 
 
+def test_a_citation_of_four_digits_is_removed_too(server, llm_settings, hits):
+    """ "[1000]" escaped the citation pattern (three digits at most), stayed in the text and
+    was then looked up as a passage: KeyError, and the whole LLM answer was thrown away."""
+    server.reply = "Iran has supplied drones to Russia [1].\nFans celebrated in the streets [1000]."
+    answer = ask(server, llm_settings, hits)
+
+    assert answer.notice is None and answer.kind == "llm"
+    assert answer.text.startswith("Iran has supplied drones to Russia [1].\n\nSources:")
+    assert "1000" not in answer.text and "Fans" not in answer.text
+
+
 def test_uncited_lines_and_the_models_own_source_list_are_dropped(server, llm_settings, hits):
     server.reply = (
         "<think>The user wants drones.</think>Here is what I know from memory.\n\n"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+import time
 
 import pytest
 
@@ -38,6 +39,15 @@ def test_printable_removes_every_terminal_control(text, shown):
 
 def test_an_unterminated_string_command_loses_only_its_introducer():
     assert printable("a \x1b]0;no end, the rest is text") == "a 0;no end, the rest is text"
+
+
+@pytest.mark.parametrize("text", ["\x9d" * 30_000, "\x1b]" + "\x90" * 30_000, "\x98x" * 15_000])
+def test_many_unterminated_string_commands_take_linear_time(text):
+    # Each 8-bit introducer used to start a scan to the end of the text: 30,000 of them in an
+    # article or a chat line took ten seconds, a megabyte hours.
+    started = time.perf_counter()
+    assert not CONTROLS.search(printable(text))
+    assert time.perf_counter() - started < 1.0
 
 
 def test_one_line_keeps_spacing_but_not_line_breaks():
