@@ -293,6 +293,11 @@ def _title_of(doc, name: set[str]) -> tuple[int, int] | None:
         first = last = doc[i]
         while last.i + 1 < len(doc) and doc[last.i + 1].text.casefold() in name:
             last = doc[last.i + 1]
+        # "Stoltenberg" asked, "Jens Stoltenberg" written: the title stands before the whole
+        # name (whatever the small model labels it: "Christiane Amanpour" is an ORG to it)
+        named = next((e for e in doc.ents if e.start <= first.i < e.end), None)
+        if named is not None and all(t.pos_ == "PROPN" for t in named):
+            first, last = doc[min(first.i, named.start)], doc[max(last.i, named.end - 1)]
         i = last.i + 1
         title = _title_before(doc, first, last)
         if title is not None:

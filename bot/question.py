@@ -194,7 +194,11 @@ def _kind(wh) -> tuple[str, str | None, str | None]:
         return "open", None, None
     if word in ("who", "whom", "whose"):
         subject = _copular_subject(wh)
-        if subject and word == "who" and _is_person(wh.doc, subject):
+        if (
+            subject
+            and word == "who"
+            and (_is_person(wh.doc, subject) or _is_bare_name(wh, subject))
+        ):
             return "role", None, subject  # "Who is Christiane Amanpour?"
         return "person", None, None  # "Who is the Pentagon's Under Secretary of Defense?"
     # which / what
@@ -254,8 +258,26 @@ def _is_person(doc, text: str) -> bool:
     return any(e.label_ == "PERSON" and e.text in text for e in doc.ents)
 
 
+def _is_bare_name(wh, text: str) -> bool:
+    """ "Stoltenberg" in "who is Stoltenberg": a name with no article, owner or "of" phrase.
+    The small model often tags a lone surname as a place or an organization, yet "who is
+    <name>" asks about that name, never for another person; "who is the Pentagon's Under
+    Secretary of Defense" (a title) asks for a person."""
+    token = _copular_token(wh)
+    return (
+        token is not None
+        and _span_text(token) == text
+        and not any(c.dep_ in ("det", "poss", "prep") for c in token.children)
+    )
+
+
 def _copular_subject(wh) -> str | None:
     """X in "who is X?" / "what is X's job?", when X is a name."""
+    token = _copular_token(wh)
+    return _span_text(token) if token is not None else None
+
+
+def _copular_token(wh):
     verb = wh.head
     if verb.lemma_ != "be":
         return None
@@ -263,7 +285,7 @@ def _copular_subject(wh) -> str | None:
         if child.i == wh.i or child.dep_ not in ("nsubj", "attr"):
             continue
         if child.pos_ == "PROPN":
-            return _span_text(child)
+            return child
     return None
 
 

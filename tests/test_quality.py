@@ -55,6 +55,9 @@ QUESTIONS = [
     ("What did the NATO chief say about the Kremlin?", "quote", "not be underestimated"),
     ("Who is the secretary general of NATO?", "direct", "Jens Stoltenberg"),
     ("Who is Jens Stoltenberg?", "direct", "NATO Secretary General"),
+    ("who is Stoltenberg", "direct", "NATO Secretary General"),  # a bare surname
+    ("Who is Amanpour?", "direct", "CNN"),
+    ("Who is Sunak?", "direct", "Prime Minister"),
     ("What weapons did Russia allegedly give Iran?", "quote", "captured British and US weapons"),
     ("What did a security source tell Sky News?", "quote", "reverse engineer"),
     ("Why is NATO concerned about Iran?", "quote", "investing heavily in new missiles"),

@@ -46,6 +46,9 @@ def test_kind_and_focus(question, kind, focus):
 def test_who_is_a_person_asks_for_a_role_but_who_is_a_title_asks_for_a_person():
     role = analyze("Who is Christiane Amanpour?")
     assert (role.kind, role.subject) == ("role", "Christiane Amanpour")
+    # the small model tags a lone surname as a place or an organization: still a name
+    bare = analyze("who is Stoltenberg")
+    assert (bare.kind, bare.subject) == ("role", "Stoltenberg")
     job = analyze("What is Sergey Shoigu's job?")
     assert (job.kind, job.subject) == ("role", "Sergey Shoigu")
     title = analyze("Who is the Pentagon's Under Secretary of Defense for Policy?")
