@@ -573,8 +573,10 @@ def _detail(exc: BaseException) -> str:
 
 
 def _is_not_found(exc: BaseException) -> bool:
-    text = f"{type(exc).__name__} {exc}".lower()
-    return any(w in text for w in ("notfound", "does not exist", "not found", "nothing found"))
+    from chromadb.errors import NotFoundError
+
+    # The vector files of a collection dropped meanwhile are reported without a type of their own.
+    return isinstance(exc, NotFoundError) or "nothing found on disk" in str(exc).lower()
 
 
 def _is_vanished_row(exc: BaseException) -> bool:
