@@ -35,6 +35,7 @@ lint: $(STAMP)
 	$(BIN)/ruff format --check bot index tests benchmarks
 
 bench: $(STAMP)
+	$(BIN)/pip install --quiet -e ".[$(EXTRAS),bench]"
 	$(BIN)/python -m benchmarks --data ../shared/eval-data
 
 clean:
