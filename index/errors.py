@@ -15,6 +15,14 @@ one line and exits non-zero; the Telegram bot logs it and sends a short apology 
         └── IndexChangedError  rows, or the collection, went while being read (an indexer
                              at work); readers look again (a user sees it only if that
                              keeps happening)
+
+The answerer adds its own, defined where they are raised (bot imports index, never the other way):
+
+    NewsbotError
+    ├── bot.answer.QuestionError     the question cannot be asked as it is (empty, too long):
+    │                                front ends show its message as a polite reply
+    ├── bot.nlp.LanguageModelError   spaCy or its English pipeline cannot be loaded
+    └── bot.rerank.RerankerError     the cross-encoder's files are missing or altered
 """
 
 
