@@ -211,7 +211,7 @@ class Answerer:
             return Parsed(question, speaker, topic, [])
         previous = history[-1].standalone_question or history[-1].question
         prev_match = SAY_QUESTION.match(previous)
-        prev_speaker = prev_match["speaker"] if prev_match else None
+        prev_speaker = prev_match["speaker"] if prev_match else _role_subject(previous)
         if speaker and speaker.lower() in PRONOUNS and prev_speaker:
             standalone = f"What did {prev_speaker} say" + (f" about {topic}?" if topic else "?")
             return Parsed(standalone, prev_speaker, topic, [])
@@ -434,6 +434,12 @@ class Answerer:
             log.warning("dropped a quote from %s: the file no longer says it", source)
             return False
         return True
+
+
+def _role_subject(question: str) -> str | None:
+    """Stoltenberg in "Who is Stoltenberg?": whom a "he" in the next question means."""
+    asked = analyze(question)
+    return asked.subject if asked.kind == "role" else None
 
 
 def _chunk_words(hit: Hit) -> set[str]:

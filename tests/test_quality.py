@@ -124,3 +124,11 @@ def test_question(answerer, question, kind, phrase):
     for quote in answer.quotes + [d.phrase for d in answer.direct]:
         text = (corpus / quote.source).read_text(encoding="utf-8")
         assert text[quote.start : quote.end] == quote.text
+
+
+def test_he_after_who_is_means_that_person(answerer):
+    first = answerer.answer("Who is Stoltenberg?")
+    follow = answerer.answer("What did he say about Iran?", [first])
+    assert not follow.refused, follow.text
+    assert follow.standalone_question == "What did Stoltenberg say about Iran?"
+    assert any("Iran" in q.text and "Stoltenberg" in q.text for q in follow.quotes), follow.text
