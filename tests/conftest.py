@@ -171,17 +171,6 @@ def bundled_tokenize():
 
 
 @pytest.fixture
-def read_chunks() -> Callable[..., dict[str, tuple[str, dict]]]:
-    """read_chunks(settings) -> {chunk id: (text, metadata)} of the whole collection."""
-    from index.store import ChunkStore
-
-    def read(settings) -> dict[str, tuple[str, dict]]:
-        return {r["id"]: (r["text"], r["meta"]) for r in ChunkStore(settings).iter_all()}
-
-    return read
-
-
-@pytest.fixture
 def cli_env(tmp_path) -> Callable[..., dict[str, str]]:
     """cli_env(**NEWSBOT_vars) -> environment for a `newsbot` subprocess, none of ours leaked."""
 
@@ -221,3 +210,23 @@ def free_port() -> int:
 def port() -> int:
     """A TCP port on 127.0.0.1 that was free a moment ago."""
     return free_port()
+
+
+@pytest.fixture
+def read_chunks() -> Callable[..., dict[str, tuple[str, dict]]]:
+    """read_chunks(settings) -> {"<source>#<ordinal>": (text, metadata)}, checking that every
+    id is `<source>#<version>#<ordinal>` and that no file has chunks of two versions."""
+
+    from index.store import ChunkStore
+
+    def read(settings) -> dict[str, tuple[str, dict]]:
+        records: dict[str, tuple[str, dict]] = {}
+        for record in ChunkStore(settings).iter_all():
+            meta = record["meta"]
+            assert record["id"] == f"{meta['source']}#{meta['version']}#{meta['ordinal']}"
+            key = f"{meta['source']}#{meta['ordinal']}"
+            assert key not in records, f"two versions of {key}"
+            records[key] = (record["text"], meta)
+        return records
+
+    return read

@@ -26,24 +26,6 @@ from index.store import ChunkStore
 NEWSBOT = Path(sys.executable).with_name("newsbot")
 
 
-@pytest.fixture
-def read_chunks():
-    """read_chunks(settings) -> {"<source>#<ordinal>": (text, metadata)}, checking that every
-    id is `<source>#<version>#<ordinal>` and that no file has chunks of two versions."""
-
-    def read(settings) -> dict[str, tuple[str, dict]]:
-        records: dict[str, tuple[str, dict]] = {}
-        for record in ChunkStore(settings).iter_all():
-            meta = record["meta"]
-            assert record["id"] == f"{meta['source']}#{meta['version']}#{meta['ordinal']}"
-            key = f"{meta['source']}#{meta['ordinal']}"
-            assert key not in records, f"two versions of {key}"
-            records[key] = (record["text"], meta)
-        return records
-
-    return read
-
-
 WORDS = (
     "the minister said on Tuesday that talks with unions over pay and pensions would resume "
     "next week after weeks of strikes that closed schools hospitals and railway lines across "

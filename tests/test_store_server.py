@@ -20,24 +20,6 @@ from index.store import ChunkStore
 CHROMA = Path(sys.executable).with_name("chroma")
 
 
-@pytest.fixture
-def read_chunks():
-    """read_chunks(settings) -> {"<source>#<ordinal>": (text, metadata)}, checking that every
-    id is `<source>#<version>#<ordinal>` and that no file has chunks of two versions."""
-
-    def read(settings) -> dict[str, tuple[str, dict]]:
-        records: dict[str, tuple[str, dict]] = {}
-        for record in ChunkStore(settings).iter_all():
-            meta = record["meta"]
-            assert record["id"] == f"{meta['source']}#{meta['version']}#{meta['ordinal']}"
-            key = f"{meta['source']}#{meta['ordinal']}"
-            assert key not in records, f"two versions of {key}"
-            records[key] = (record["text"], meta)
-        return records
-
-    return read
-
-
 def chroma_executable() -> str | None:
     return str(CHROMA) if CHROMA.exists() else shutil.which("chroma")
 
