@@ -44,8 +44,11 @@ ALPHA = 0.6  # weight of BM25 against vectors
 RRF_K = 60
 DATE_BONUS = 0.5  # chunks of a period the question names
 RECENT_BONUS = 0.2  # chunks published in the weeks before the question, when it names none
-ATTEMPTS = 4  # retrievals of one question while an indexer keeps changing the index under it
-RETRY_PAUSE = 0.02  # seconds, times the attempt, before looking again after a failed read
+# Retrievals of one question while an indexer keeps changing the index under it: the pause
+# before looking again doubles from RETRY_PAUSE up to a second, so a question waits out a
+# swap of several seconds on a loaded machine (4 quick tries were too few under CI load).
+ATTEMPTS = 8
+RETRY_PAUSE = 0.05
 
 
 @dataclass
@@ -110,7 +113,7 @@ class HybridRetriever:
             except IndexChangedError:  # rows or the collection went under it: look again
                 if attempt == ATTEMPTS:
                     raise
-                time.sleep(RETRY_PAUSE * attempt)  # let the indexer finish that delete
+                time.sleep(min(1.0, RETRY_PAUSE * 2 ** (attempt - 1)))  # let the indexer finish
                 continue
             if not vanished or attempt == ATTEMPTS or not self._moved():
                 return hits
