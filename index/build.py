@@ -1,12 +1,21 @@
 """Incremental, crash-safe builds: keep the Chroma collection in step with the corpus folder.
 
-The manifest (SQLite, in the store dir) maps every indexed source path to the hash of its bytes
-and a state, `ok` or `pending`. Identity is the path: two files with the same text are two
-articles, and removing one removes only its chunks. The manifest records the id of the Chroma
-collection it describes; against any other (a Chroma server newly set, a renamed collection, a
-deleted Chroma folder) it is not trusted, and everything is indexed again.
+The manifest (`index.manifest`, SQLite in the store dir) maps every indexed source path to the
+hash of its bytes and a state, `ok` or `pending`. Identity is the path: two files with the same
+text are two articles, and removing one removes only its chunks. The manifest records the id of
+the Chroma collection it describes; against any other (a Chroma server newly set, a renamed
+collection, a deleted Chroma folder) it is not trusted, and everything is indexed again.
 
-A build compares the corpus with the manifest and touches only what differs:
+A build goes in three steps, under the store's lock:
+
+    recover   finish a rebuild that died after its manifest commit; drop leftover collections
+    plan      `index.plan`: read the corpus folder (bytes and hashes) and what the manifest
+              and the collection say (`read_index_state`), and decide -- with no I/O -- what
+              to add, update, remove and skip, whether this is an update or a rebuild (aside
+              or in place), and why; an update with another model or chunking is refused
+    apply     `apply_plan`: chunk, embed and write, delete, swap, and keep the manifest true
+
+and applying touches only what the plan says differs:
 
     new or changed file   mark pending -> embed -> add the new version's chunks
                           -> new generation -> delete its other chunks -> mark ok
@@ -37,10 +46,10 @@ build. With no index to keep answering (none yet, or one set aside as unreadable
 builds in place, resumable like any build.
 
 A store that cannot be read (damaged SQLite files, a store path that is a file, a read-only
-folder, a full disk) is a `StoreError` of one line saying what to do. `--rebuild` first sets
-aside whatever of the store cannot be read -- into `<store>/broken-<time>/`, or
-`<store>.broken-<time>` when the store path itself is a file -- says where in the report's
-warnings, and builds anew.
+folder, a full disk) is a `StoreError` of one line saying what to do (`index.failures`).
+`--rebuild` first sets aside whatever of the store cannot be read (`index.recovery`) -- into
+`<store>/broken-<time>/`, or `<store>.broken-<time>` when the store path itself is a file --
+says where in the report's warnings, and builds anew.
 
 One indexer at a time: an exclusive `flock` on `<store>/index.lock`. A second indexer waits a
 bounded time for it, then gives up with a clear message; readers never take the lock.
@@ -52,38 +61,25 @@ the embedder) so the model runs full batches, while each group commits as soon a
 from __future__ import annotations
 
 import contextlib
-import errno
 import fcntl
 import logging
 import os
-import sqlite3
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from index.articles import (
-    SkippedFile,
-    content_hash,
-    list_article_files,
-    load_article,
-    read_article_bytes,
-    scan_corpus,
-    source_name,
-)
-from index.chunking import Chunk, Chunker
+from index.articles import list_article_files
+from index.chunking import Chunker
 from index.embeddings import make_embedder
-from index.errors import IndexBusyError, IndexMismatchError, NewsbotError, StoreError
+from index.errors import IndexBusyError, NewsbotError
+from index.failures import store_errors
 from index.lexical import cache_path, update_cache
+from index.manifest import Manifest, ManifestRow
+from index.plan import IndexState, Plan, plan_build, scan_files
+from index.recovery import set_aside_the_unusable_store, set_aside_what_cannot_be_read
 from index.settings import IndexSettings
-from index.store import (
-    ChunkStore,
-    chunk_id,
-    chunking_id,
-    forget_shared_client,
-    now,
-    store_failure,
-)
+from index.store import ChunkStore, chunk_id, chunking_id, now
 
 VERSION_CHARS = 12  # of the content hash, in chunk ids: a file's versions never share ids
 
@@ -113,83 +109,6 @@ class BuildReport:
 
     def to_dict(self) -> dict:
         return asdict(self)
-
-
-class Manifest:
-    """source -> (hash, state) in SQLite; every write is its own committed transaction."""
-
-    def __init__(self, path: Path):
-        path.parent.mkdir(parents=True, exist_ok=True)
-        self.db = sqlite3.connect(path, isolation_level=None, timeout=30)
-        self.db.execute("PRAGMA journal_mode=WAL")
-        self.db.execute("PRAGMA synchronous=FULL")
-        self.db.executescript(
-            """
-            CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT);
-            CREATE TABLE IF NOT EXISTS files (
-                source TEXT PRIMARY KEY, hash TEXT, state TEXT NOT NULL,
-                chunks INTEGER DEFAULT 0, date TEXT);
-            """
-        )
-
-    def close(self) -> None:
-        self.db.close()
-
-    def meta(self) -> dict[str, str]:
-        return dict(self.db.execute("SELECT key, value FROM meta"))
-
-    def set_meta(self, **values: str) -> None:
-        with self._tx():
-            self.db.executemany("INSERT OR REPLACE INTO meta VALUES (?, ?)", list(values.items()))
-
-    def files(self) -> dict[str, tuple[str | None, str]]:
-        return {s: (h, st) for s, h, st in self.db.execute("SELECT source, hash, state FROM files")}
-
-    def mark_pending(self, sources: list[str]) -> None:
-        with self._tx():
-            self.db.executemany(
-                "INSERT INTO files (source, hash, state) VALUES (?, NULL, 'pending') "
-                "ON CONFLICT(source) DO UPDATE SET state='pending'",
-                [(s,) for s in sources],
-            )
-
-    def mark_ok(self, rows: list[tuple[str, str, int, str | None]]) -> None:
-        with self._tx():
-            self.db.executemany(
-                "INSERT OR REPLACE INTO files (source, hash, state, chunks, date) "
-                "VALUES (?, ?, 'ok', ?, ?)",
-                rows,
-            )
-
-    def forget(self, sources: list[str]) -> None:
-        with self._tx():
-            self.db.executemany("DELETE FROM files WHERE source = ?", [(s,) for s in sources])
-
-    def replace_all(self, rows: list[tuple[str, str, int, str | None]], **meta: str) -> None:
-        """Describe another collection: all its rows `ok`, and its meta, in one transaction."""
-        with self._tx():
-            self.db.execute("DELETE FROM files")
-            self.db.executemany(
-                "INSERT INTO files (source, hash, state, chunks, date) VALUES (?, ?, 'ok', ?, ?)",
-                rows,
-            )
-            self.db.executemany("INSERT OR REPLACE INTO meta VALUES (?, ?)", list(meta.items()))
-
-    def totals(self) -> tuple[int, int, str | None, str | None]:
-        return self.db.execute(
-            "SELECT COUNT(*), COALESCE(SUM(chunks), 0), MIN(NULLIF(date, '')), "
-            "MAX(NULLIF(date, '')) FROM files WHERE state = 'ok'"
-        ).fetchone()
-
-    @contextlib.contextmanager
-    def _tx(self):
-        self.db.execute("BEGIN IMMEDIATE")
-        try:
-            yield
-        except BaseException:
-            self.db.execute("ROLLBACK")
-            raise
-        self.db.execute("COMMIT")
 
 
 @contextlib.contextmanager
@@ -243,19 +162,25 @@ def build_index(
         )
     embedder = embedder or make_embedder(settings)
     report = BuildReport(rebuilt=rebuild)
-    lock = settings.store_dir / "index.lock"
-    with _store_errors(settings):
-        if rebuild and _is_not_a_folder(settings.store_dir):
-            _set_aside(settings, [settings.store_dir], "it is not a folder", report)
-        elif rebuild and (lock.exists() or lock.is_symlink()) and not lock.is_file():
-            _set_aside(settings, [lock], "index.lock is not a file", report)
+    with store_errors(settings):
+        if rebuild:
+            set_aside_the_unusable_store(settings, report.warnings)
         with index_lock(settings.store_dir, lock_wait):
             if rebuild:
-                _set_aside_what_cannot_be_read(settings, report)
+                set_aside_what_cannot_be_read(settings, report.warnings)
             store = store or ChunkStore(settings)
             manifest = Manifest(settings.manifest_path)
             try:
-                _build(settings, embedder, store, manifest, report, rebuild, progress)
+                _finish_interrupted_swap(store, manifest)
+                store.drop_strays()
+                plan = plan_build(
+                    scan_files(corpus_dir),
+                    read_index_state(store, manifest, rebuild),
+                    model=embedder.model_id,
+                    chunking=chunking_id(settings),
+                    rebuild=rebuild,
+                )
+                apply_plan(plan, settings, embedder, store, manifest, report, progress)
             finally:
                 manifest.close()
             if report.changed or rebuild or not cache_path(settings.store_dir).exists():
@@ -264,102 +189,71 @@ def build_index(
     return report
 
 
-def _build(settings, embedder, store, manifest, report, rebuild, progress) -> None:
-    model, chunking = embedder.model_id, chunking_id(settings)
-    chunk_size = min(settings.chunk_size, embedder.max_tokens)
-    _finish_interrupted_swap(store, manifest)
-    store.drop_strays()
-    # A rebuild over an index that can answer builds aside, so that it keeps answering.
-    aside = rebuild and store.exists()
-    target = store.staging(new_generation()) if aside else store
-    target.open(create=True)
-    if not rebuild:
-        recorded = manifest.meta()
-        if recorded.get("model") not in (None, model) or recorded.get("chunking") not in (
-            None,
-            chunking,
-        ):
-            raise IndexMismatchError(
-                f"The index was built with model {recorded['model']!r} and chunking "
-                f"{recorded['chunking']}, but the settings ask for {model!r} and {chunking}. "
-                "Run `newsbot index --rebuild` to rebuild it."
-            )
-        store.check_compatible(model, chunking)
+def read_index_state(store: ChunkStore, manifest: Manifest, rebuild: bool) -> IndexState:
+    """What the manifest and the collection say, for planning (read only what it will use:
+    a rebuild checks no model, and the collection's sources are read only when the manifest
+    describes another collection)."""
+    collection = store.id if store.exists() else None
+    meta, files = manifest.meta(), manifest.files()
+    if rebuild or collection is None:
+        return IndexState(meta, files, collection)
+    info = store.info()
+    stored = None
+    if meta.get("collection") != collection:
+        stored = frozenset(r["meta"]["source"] for r in store.iter_all(include_documents=False))
+    return IndexState(meta, files, collection, info.model or "", info.chunking or "", stored)
 
-    if rebuild and not aside:  # nothing it lists is in Chroma
-        manifest.forget(list(manifest.files()))
-    elif not rebuild and manifest.meta().get("collection") != store.id:
-        _adopt_collection(store, manifest)
-    if not aside:
+
+def apply_plan(
+    plan: Plan,
+    settings: IndexSettings,
+    embedder,
+    store: ChunkStore,
+    manifest: Manifest,
+    report: BuildReport,
+    progress: Progress | None = None,
+) -> None:
+    """Carry out a plan, in the order that keeps every step safe to die in (module docstring)."""
+    model, chunking = embedder.model_id, chunking_id(settings)
+    _report_plan(plan, report)
+    log.info("indexing %s: %s", settings.corpus_dir, plan.why)
+    if plan.untrusted:
+        log.warning(plan.why)
+        manifest.mark_pending(plan.untrusted)
+    if plan.forget:
+        manifest.forget(plan.forget)
+    target = store.staging(new_generation()) if plan.aside else store
+    target.open(create=True)
+    if not plan.aside:
         manifest.set_meta(
             model=model, chunking=chunking, collection=store.id, collection_name=store.name
         )
-
-    known = manifest.files()
-    present: dict[str, tuple[Path, bytes, str]] = {}
-    listing = scan_corpus(settings.corpus_dir)  # only what is inside the corpus folder
-    for source, reason in listing.skipped:
-        _skip(report, source, reason)
-    for path in listing.files:
-        source = source_name(settings.corpus_dir, path)
-        try:
-            data = read_article_bytes(settings.corpus_dir, path, source)
-        except SkippedFile as skipped:
-            _skip(report, source, skipped.reason)
-            continue
-        present[source] = (path, data, content_hash(data))
-
-    if aside:
-        known = {}  # the new collection starts empty: every file is added to it
-    to_index: list[tuple[str, Path, bytes, str]] = []
-    for source, (path, data, digest) in present.items():
-        hash_, state = known.get(source, (None, None))
-        if state == "ok" and hash_ == digest:
-            report.unchanged.append(source)
-        else:
-            to_index.append((source, path, data, digest))
-            (report.updated if state == "ok" else report.added).append(source)
-    gone = [s for s in known if s not in present]
-    report.removed = [s for s in gone if known[s][1] == "ok"]
-
-    if not (to_index or gone or rebuild):
+    if not plan.has_work:
         _finish(store, manifest, report, changed=False)
         return
 
     target.update_meta(model=model, chunking=chunking)
-    chunker = Chunker(embedder.tokenize, chunk_size, settings.chunk_overlap)
-    parsed: list[tuple[str, str, list[Chunk], str | None]] = []
-    for source, path, data, digest in to_index:
-        try:
-            article = load_article(settings.corpus_dir, path, data)
-        except SkippedFile as skipped:
-            _skip(report, source, skipped.reason)
-            _unlist(report, source)
-            if source in known:  # it was indexed before: its old chunks must go
-                gone.append(source)
-                report.removed.append(source)
-            continue
-        for warning in article.warnings:
-            log.warning("%s: %s", source, warning)
-            report.warnings.append({"source": source, "warning": warning})
-        chunks = chunker.chunk(article)
-        parsed.append((source, digest, chunks, article.date))
+    chunker = Chunker(
+        embedder.tokenize, min(settings.chunk_size, embedder.max_tokens), settings.chunk_overlap
+    )
+    parsed = [(a.source, a.digest, chunker.chunk(a.article), a.article.date) for a in plan.to_index]
+    known = {a.source for a in plan.to_index if a.known}
 
-    if gone:
-        manifest.mark_pending(gone)
+    if plan.to_delete:
+        manifest.mark_pending(plan.to_delete)
         target.update_meta(generation=new_generation())  # readers look again: these rows go
-        target.delete_sources(gone)
-        manifest.forget(gone)
+        target.delete_sources(plan.to_delete)
+        manifest.forget(plan.to_delete)
 
     versions = {source: digest[:VERSION_CHARS] for source, digest, _, _ in parsed}
-    rows: list[tuple[str, str, int, str | None]] = []  # files stored whole, for the manifest
+    rows: list[ManifestRow] = []  # files stored whole, for the manifest
     total, done = sum(len(c) for _, _, c, _ in parsed), 0
     if progress:
         progress(0, total)
     for group in _groups(parsed):
         pieces = [chunk for _, _, piece, _, _ in group for chunk in piece]
         chunks = pieces
-        if not aside:
+        if not plan.aside:
             manifest.mark_pending(list(dict.fromkeys(source for source, *_ in group)))
             # A build that died left some chunks of these very versions: keep them.
             stored = target.existing_ids([chunk_id(c, versions[c.source]) for c in pieces])
@@ -368,7 +262,7 @@ def _build(settings, embedder, store, manifest, report, rebuild, progress) -> No
             vectors = embedder.embed_documents([c.embed_text for c in chunks])
             target.add(chunks, vectors, versions)
         whole = [(s, d, count, date) for s, d, _, date, count in group if count is not None]
-        if whole and not aside:
+        if whole and not plan.aside:
             current = {s: (versions[s], count) for s, _, count, _ in whole if s in known}
             if current:
                 target.update_meta(generation=new_generation())  # the new versions are in
@@ -379,10 +273,21 @@ def _build(settings, embedder, store, manifest, report, rebuild, progress) -> No
         done += len(pieces)
         if progress:
             progress(done, total)
-    if aside:
+    if plan.aside:
         _swap_in(store, target, manifest, report, rows, model, chunking)
     else:
         _finish(store, manifest, report, changed=True)
+
+
+def _report_plan(plan: Plan, report: BuildReport) -> None:
+    report.added, report.updated = list(plan.added), list(plan.updated)
+    report.removed, report.unchanged = list(plan.removed), list(plan.unchanged)
+    for source, reason in plan.skipped:
+        log.warning("skipped %s: %s", source, reason)
+        report.skipped.append({"source": source, "reason": reason})
+    for source, warning in plan.warnings:
+        log.warning("%s: %s", source, warning)
+        report.warnings.append({"source": source, "warning": warning})
 
 
 def _swap_in(store, target, manifest, report, rows, model, chunking) -> None:
@@ -421,17 +326,6 @@ def _finish_interrupted_swap(store: ChunkStore, manifest: Manifest) -> None:
         store.activate(built)
 
 
-def _adopt_collection(store: ChunkStore, manifest: Manifest) -> None:
-    """The manifest was kept for another collection (another Chroma server or collection name,
-    a deleted Chroma folder): trust neither side. Everything either lists becomes pending, so
-    files that are present are indexed again and the chunks of the others are deleted."""
-    in_store = {r["meta"]["source"] for r in store.iter_all(include_documents=False)}
-    stale = sorted(in_store | set(manifest.files()))
-    if stale:
-        log.warning("the manifest does not describe this collection: indexing everything again")
-        manifest.mark_pending(stale)
-
-
 def _finish(store: ChunkStore, manifest: Manifest, report: BuildReport, changed: bool) -> None:
     articles, chunks, date_min, date_max = manifest.totals()
     report.articles, report.chunks = articles, chunks
@@ -444,120 +338,6 @@ def _finish(store: ChunkStore, manifest: Manifest, report: BuildReport, changed:
             date_max=date_max,
             built_at=now(),
         )
-
-
-# -- a store that cannot be read -----------------------------------------------------------------
-@contextlib.contextmanager
-def _store_errors(settings: IndexSettings) -> Iterator[None]:
-    """The manifest's SQLite errors, and failures to write the store folder (read-only, a
-    full disk, a file in the way), as one-line StoreErrors."""
-    try:
-        yield
-    except sqlite3.Error as exc:
-        raise store_failure(exc, settings, "use", part=settings.manifest_path.name) from exc
-    except OSError as exc:
-        if not _about_the_store(exc, settings):
-            raise
-        raise store_failure(exc, settings, "write") from exc
-
-
-def _about_the_store(exc: OSError, settings: IndexSettings) -> bool:
-    if exc.errno in (errno.ENOSPC, errno.EFBIG, errno.EDQUOT, errno.EROFS):
-        return True
-    store = os.path.abspath(settings.store_dir)
-    return any(
-        isinstance(name, str | bytes | os.PathLike)
-        and os.path.abspath(os.fsdecode(name)).startswith(store)
-        for name in (exc.filename, exc.filename2)
-    )
-
-
-def _is_not_a_folder(path: Path) -> bool:
-    return (path.is_symlink() and not path.exists()) or (path.exists() and not path.is_dir())
-
-
-def _set_aside_what_cannot_be_read(settings: IndexSettings, report: BuildReport) -> None:
-    """Before a rebuild: move the manifest and the Chroma folder out of the way if they cannot
-    be read, so the rebuild starts from a store it can use."""
-    broken: list[tuple[Path, str]] = []
-    problem = _manifest_problem(settings.manifest_path)
-    if problem:
-        broken += [(p, problem) for p in _with_sqlite_companions(settings.manifest_path)]
-    if not settings.chroma_host:
-        problem = _chroma_problem(settings)
-        if problem:
-            broken.append((settings.chroma_dir, problem))
-    if broken:
-        reasons = "; ".join(dict.fromkeys(f"{p.name}: {why}" for p, why in broken))
-        _set_aside(settings, [p for p, _ in broken], reasons, report)
-        if any(p == settings.chroma_dir for p, _ in broken):
-            forget_shared_client(settings)
-
-
-def _manifest_problem(path: Path) -> str | None:
-    if not path.exists() and not path.is_symlink():
-        return None
-    if not path.is_file():
-        return "not a file"
-    try:
-        with contextlib.closing(sqlite3.connect(path, timeout=30)) as db:
-            if db.execute("PRAGMA quick_check").fetchone()[0] != "ok":
-                return "damaged"
-            tables = {name for (name,) in db.execute("SELECT name FROM sqlite_master")}
-            if "files" in tables:
-                db.execute("SELECT source, hash, state, chunks, date FROM files LIMIT 1")
-            if "meta" in tables:
-                db.execute("SELECT key, value FROM meta LIMIT 1")
-    except sqlite3.Error as exc:
-        return str(exc)
-    return None
-
-
-def _chroma_problem(settings: IndexSettings) -> str | None:
-    folder = settings.chroma_dir
-    if not folder.exists() and not folder.is_symlink():
-        return None
-    if not folder.is_dir():
-        return "not a folder"
-    database = folder / "chroma.sqlite3"
-    if database.exists():
-        problem = _manifest_problem(database)  # the same check: SQLite's own
-        if problem:
-            return problem
-    try:
-        store = ChunkStore(settings)
-        if store.exists():
-            store.info()
-    except StoreError as exc:
-        return " ".join(str(exc.__cause__ or exc).split())[:160]
-    return None
-
-
-def _with_sqlite_companions(path: Path) -> list[Path]:
-    names = [path] + [path.with_name(path.name + s) for s in ("-wal", "-shm", "-journal")]
-    return [p for p in names if p.exists() or p.is_symlink()]
-
-
-def _set_aside(settings: IndexSettings, paths: list[Path], why: str, report: BuildReport):
-    """Move `paths` (the whole store, or parts of it) aside, keeping them for inspection."""
-    store = settings.store_dir
-    stamp = time.strftime("%Y%m%d-%H%M%S")
-    whole = paths == [store]
-    base = store.with_name(f"{store.name}.broken-{stamp}") if whole else store / f"broken-{stamp}"
-    dest, n = base, 1
-    while dest.exists() or dest.is_symlink():
-        n += 1
-        dest = base.with_name(f"{base.name}-{n}")
-    if whole:
-        os.replace(store, dest)
-    else:
-        dest.mkdir()
-        for path in paths:
-            os.replace(path, dest / path.name)
-    what = store if whole else ", ".join(p.name for p in paths)
-    message = f"could not be read ({why}); moved {what} to {dest} and built the index anew"
-    log.info("the index in %s %s", store, message)
-    report.warnings.append({"source": str(store), "warning": message})
 
 
 def new_generation() -> int:
@@ -586,17 +366,6 @@ def _groups(parsed):
                 break
     if group:
         yield group
-
-
-def _skip(report: BuildReport, source: str, reason: str) -> None:
-    log.warning("skipped %s: %s", source, reason)
-    report.skipped.append({"source": source, "reason": reason})
-
-
-def _unlist(report: BuildReport, source: str) -> None:
-    for bucket in (report.added, report.updated):
-        if source in bucket:
-            bucket.remove(source)
 
 
 def corpus_snapshot(corpus_dir: Path) -> frozenset[tuple[str, int, int]]:

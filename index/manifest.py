@@ -1,0 +1,100 @@
+"""The indexer's manifest: what the index holds, file by file, and which collection it describes.
+
+A SQLite file in the store folder (`manifest.sqlite3`, WAL, `synchronous=FULL`), two tables:
+
+    files   source -> content hash of its bytes, state (`ok` | `pending`), chunk count, date
+    meta    model, chunking, collection (the Chroma collection id it describes),
+            collection_name
+
+Every write is its own committed transaction, so the manifest is always a state the next
+build can start from: `pending` rows are files whose chunks may be half written or half
+deleted (see `index.build` for the order that makes this crash-safe). Only the indexer, holding
+the store's lock, writes it; anyone may read it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import sqlite3
+from pathlib import Path
+
+# source, content hash, chunk count, date: a file stored whole
+ManifestRow = tuple[str, str, int, str | None]
+
+
+class Manifest:
+    """source -> (hash, state) in SQLite; every write is its own committed transaction."""
+
+    def __init__(self, path: Path):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self.db = sqlite3.connect(path, isolation_level=None, timeout=30)
+        self.db.execute("PRAGMA journal_mode=WAL")
+        self.db.execute("PRAGMA synchronous=FULL")
+        self.db.executescript(
+            """
+            CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT);
+            CREATE TABLE IF NOT EXISTS files (
+                source TEXT PRIMARY KEY, hash TEXT, state TEXT NOT NULL,
+                chunks INTEGER DEFAULT 0, date TEXT);
+            """
+        )
+
+    def close(self) -> None:
+        self.db.close()
+
+    def meta(self) -> dict[str, str]:
+        return dict(self.db.execute("SELECT key, value FROM meta"))
+
+    def set_meta(self, **values: str) -> None:
+        with self._tx():
+            self.db.executemany("INSERT OR REPLACE INTO meta VALUES (?, ?)", list(values.items()))
+
+    def files(self) -> dict[str, tuple[str | None, str]]:
+        return {s: (h, st) for s, h, st in self.db.execute("SELECT source, hash, state FROM files")}
+
+    def mark_pending(self, sources: list[str]) -> None:
+        with self._tx():
+            self.db.executemany(
+                "INSERT INTO files (source, hash, state) VALUES (?, NULL, 'pending') "
+                "ON CONFLICT(source) DO UPDATE SET state='pending'",
+                [(s,) for s in sources],
+            )
+
+    def mark_ok(self, rows: list[ManifestRow]) -> None:
+        with self._tx():
+            self.db.executemany(
+                "INSERT OR REPLACE INTO files (source, hash, state, chunks, date) "
+                "VALUES (?, ?, 'ok', ?, ?)",
+                rows,
+            )
+
+    def forget(self, sources: list[str]) -> None:
+        with self._tx():
+            self.db.executemany("DELETE FROM files WHERE source = ?", [(s,) for s in sources])
+
+    def replace_all(self, rows: list[ManifestRow], **meta: str) -> None:
+        """Describe another collection: all its rows `ok`, and its meta, in one transaction."""
+        with self._tx():
+            self.db.execute("DELETE FROM files")
+            self.db.executemany(
+                "INSERT INTO files (source, hash, state, chunks, date) VALUES (?, ?, 'ok', ?, ?)",
+                rows,
+            )
+            self.db.executemany("INSERT OR REPLACE INTO meta VALUES (?, ?)", list(meta.items()))
+
+    def totals(self) -> tuple[int, int, str | None, str | None]:
+        """Articles, chunks, first and last date of the files stored whole."""
+        return self.db.execute(
+            "SELECT COUNT(*), COALESCE(SUM(chunks), 0), MIN(NULLIF(date, '')), "
+            "MAX(NULLIF(date, '')) FROM files WHERE state = 'ok'"
+        ).fetchone()
+
+    @contextlib.contextmanager
+    def _tx(self):
+        self.db.execute("BEGIN IMMEDIATE")
+        try:
+            yield
+        except BaseException:
+            self.db.execute("ROLLBACK")
+            raise
+        self.db.execute("COMMIT")

@@ -1,0 +1,206 @@
+"""Planning a build: from what the corpus folder holds and what the index says of itself, what
+must change. `index.build` then applies the plan (embedding, writing, swapping, the manifest).
+
+    scan_files(corpus_dir)       -> CorpusScan   every article file's bytes and hash; what is
+                                                 skipped before reading and why (the only I/O)
+    IndexState (read by build)                   the manifest's rows and meta, the collection's
+                                                 id and recorded model/chunking
+    plan_build(scan, state, ...) -> Plan         no I/O: parses the files to index, nothing more
+
+A plan says how the build goes and why:
+
+    update             the usual incremental build. Files whose hash and `ok` state match the
+                       manifest are unchanged (not even parsed); the others are indexed again
+                       (`added` unless the manifest had them `ok`: `updated`); files the
+                       manifest lists but the corpus lacks are deleted (`removed` if they were
+                       `ok`). A file that cannot be parsed any more is skipped and, if the index
+                       had it, deleted. When the manifest describes another collection (another
+                       Chroma server or collection name, a deleted Chroma folder), neither side
+                       is trusted: every file either lists is `untrusted` -- marked pending
+                       first, so present files are indexed again and the chunks of the others
+                       deleted, even if the build dies half way.
+    rebuild aside      `--rebuild` over an index that can answer: a new collection, starting
+                       empty, so every file is added and nothing deleted; the manifest keeps
+                       describing the old collection until the swap.
+    rebuild in place   `--rebuild` with no index to keep answering: the manifest's rows are
+                       forgotten (none of it is in Chroma) and every file is added.
+
+An update refuses (`IndexMismatchError`) when the manifest or the collection was built with
+another embedding model or chunking than the settings ask for: only a rebuild can change those.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+from index.articles import (
+    Article,
+    SkippedFile,
+    content_hash,
+    load_article,
+    read_article_bytes,
+    scan_corpus,
+    source_name,
+)
+from index.errors import IndexMismatchError
+
+How = Literal["update", "rebuild aside", "rebuild in place"]
+WHY = {
+    "update": "an update of what changed",
+    "rebuild aside": "a rebuild, aside while the old index answers",
+    "rebuild in place": "a rebuild in place: there is no index to keep answering",
+}
+UNTRUSTED = "the manifest does not describe this collection: indexing everything again"
+
+
+@dataclass(frozen=True)
+class CorpusFile:
+    source: str
+    path: Path
+    data: bytes
+    digest: str
+
+
+@dataclass(frozen=True)
+class CorpusScan:
+    """The article files of the corpus folder, read, and those skipped: (source, reason)."""
+
+    corpus_dir: Path
+    files: list[CorpusFile]
+    skipped: list[tuple[str, str]]
+
+
+@dataclass(frozen=True)
+class IndexState:
+    """What the index says of itself before a build.
+
+    `collection` is the id of the collection readers read (None: there is none yet);
+    `stored_model`/`stored_chunking` its recorded ones ("" when none is recorded);
+    `stored_sources` the sources its chunks name, read only when the manifest describes
+    another collection (None otherwise)."""
+
+    manifest_meta: Mapping[str, str]
+    manifest_files: Mapping[str, tuple[str | None, str]]
+    collection: str | None
+    stored_model: str = ""
+    stored_chunking: str = ""
+    stored_sources: frozenset[str] | None = None
+
+
+@dataclass(frozen=True)
+class ArticleToIndex:
+    source: str
+    digest: str
+    article: Article
+    known: bool  # the index may hold chunks of it already: of another version, or some of these
+
+
+@dataclass
+class Plan:
+    how: How
+    to_index: list[ArticleToIndex] = field(default_factory=list)
+    to_delete: list[str] = field(default_factory=list)  # every chunk of these files goes
+    untrusted: list[str] = field(default_factory=list)  # mark pending before anything else
+    forget: list[str] = field(default_factory=list)  # drop from the manifest first
+    added: list[str] = field(default_factory=list)
+    updated: list[str] = field(default_factory=list)
+    removed: list[str] = field(default_factory=list)
+    unchanged: list[str] = field(default_factory=list)
+    skipped: list[tuple[str, str]] = field(default_factory=list)
+    warnings: list[tuple[str, str]] = field(default_factory=list)  # (source, warning)
+
+    @property
+    def why(self) -> str:
+        return UNTRUSTED if self.untrusted else WHY[self.how]
+
+    @property
+    def rebuild(self) -> bool:
+        return self.how != "update"
+
+    @property
+    def aside(self) -> bool:
+        return self.how == "rebuild aside"
+
+    @property
+    def has_work(self) -> bool:
+        """Anything to embed, delete or swap (a rebuild always has: it makes a new index)."""
+        return bool(self.to_index or self.to_delete or self.rebuild)
+
+
+def scan_files(corpus_dir: Path) -> CorpusScan:
+    """Read every article file inside the corpus folder (bytes and hash; nothing is parsed)."""
+    listing = scan_corpus(corpus_dir)
+    files: list[CorpusFile] = []
+    skipped = list(listing.skipped)
+    for path in listing.files:
+        source = source_name(corpus_dir, path)
+        try:
+            data = read_article_bytes(corpus_dir, path, source)
+        except SkippedFile as skipped_file:
+            skipped.append((source, skipped_file.reason))
+            continue
+        files.append(CorpusFile(source, path, data, content_hash(data)))
+    return CorpusScan(corpus_dir, files, skipped)
+
+
+def plan_build(
+    scan: CorpusScan, state: IndexState, *, model: str, chunking: str, rebuild: bool
+) -> Plan:
+    """What a build of `scan` over an index in `state` must do (see the module docstring)."""
+    if rebuild:
+        how: How = "rebuild aside" if state.collection is not None else "rebuild in place"
+        plan = Plan(how)
+        if not plan.aside:
+            plan.forget = list(state.manifest_files)
+        known: Mapping[str, tuple[str | None, str]] = {}
+    else:
+        _check_compatible(state, model, chunking)
+        plan = Plan("update")
+        known = state.manifest_files
+        if state.collection is None or state.manifest_meta.get("collection") != state.collection:
+            plan.untrusted = sorted(set(state.stored_sources or ()) | set(known))
+            known = {s: (known.get(s, (None, ""))[0], "pending") for s in plan.untrusted}
+
+    plan.skipped = list(scan.skipped)
+    present = {file.source for file in scan.files}
+    plan.to_delete = [s for s in known if s not in present]
+    plan.removed = [s for s in plan.to_delete if known[s][1] == "ok"]
+    for file in scan.files:
+        hash_, state_ = known.get(file.source, (None, None))
+        if state_ == "ok" and hash_ == file.digest:
+            plan.unchanged.append(file.source)
+            continue
+        try:
+            article = load_article(scan.corpus_dir, file.path, file.data)
+        except SkippedFile as skipped:
+            plan.skipped.append((file.source, skipped.reason))
+            if file.source in known:  # it was indexed before: its old chunks must go
+                plan.to_delete.append(file.source)
+                plan.removed.append(file.source)
+            continue
+        plan.warnings += [(file.source, warning) for warning in article.warnings]
+        plan.to_index.append(
+            ArticleToIndex(file.source, file.digest, article, known=file.source in known)
+        )
+        (plan.updated if state_ == "ok" else plan.added).append(file.source)
+    return plan
+
+
+def _check_compatible(state: IndexState, model: str, chunking: str) -> None:
+    """An update keeps the model and chunking the index was built with, as recorded by the
+    manifest and by the collection (either may be gone, or not written yet)."""
+    recorded = state.manifest_meta
+    built = [(recorded.get("model"), recorded.get("chunking"))]
+    if state.stored_model:
+        built.append((state.stored_model, state.stored_chunking))
+    for built_model, built_chunking in built:
+        if built_model in (None, model) and built_chunking in (None, chunking):
+            continue
+        raise IndexMismatchError(
+            f"The index was built with model {built_model!r} and chunking {built_chunking}, "
+            f"but the settings ask for {model!r} and {chunking}. "
+            "Run `newsbot index --rebuild` to rebuild it."
+        )
