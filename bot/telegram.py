@@ -4,15 +4,35 @@
 
 The services live in `application.bot_data` from start-up (the answerer, the settings, the
 user lists) and the handlers fetch them, as the python-telegram-bot maintainers' own rules-bot
-does; every message text comes from `bot.telegram_format`, so the handlers stay a few lines.
+does; every message text comes from `bot.telegram_format` and every button from
+`bot.telegram_buttons`, so the handlers stay a few lines.
 
-- Updates are handled concurrently and answers are computed in threads, so a slow answer never
-  holds up another chat; a per-chat lock (`in_order`) keeps each chat's replies in order.
+- Updates are handled concurrently and answers are computed in threads (`compute`: messages,
+  buttons and inline queries alike), so a slow answer never holds up another chat; a per-chat
+  lock (`chat_lock`, `in_order`) keeps each chat's replies in order.
 - Each chat remembers its last `history_turns` answers (`context.chat_data`) for follow-ups,
   only answers that were delivered, and only the most recently active `MAX_CHATS` chats are
-  remembered at all.
+  remembered at all; the last `SOURCES_KEPT` keep their passages for /sources and buttons.
+- Under each answer (not under a refusal that read nothing, nor an error) sit inline buttons,
+  under its last part: Sources (the passages, as /sources) and Whole article, one per cited
+  article up to a few (the article read from the corpus folder: up to
+  `fmt.ARTICLE_MESSAGES` messages, else one `.txt` document). Their callback data outlives
+  the process, so after a restart Sources retrieves the passages again for the question the
+  button carries (or the answer replies to) and otherwise says the answer is too old and takes
+  the button away (editMessageReplyMarkup); `bot.telegram_buttons` draws the format. Every
+  press is answered (answerCallbackQuery), a forged or garbled one politely.
+- Inline mode (`@bot question` in any chat, once BotFather's /setinline is on): the answer as
+  one InlineQueryResultArticle to send. Queries shorter than `INLINE_MIN_CHARS` get no
+  results; one is answered only if its user typed nothing newer within `INLINE_PAUSE` (Telegram
+  sends one per keystroke); results are personal, so Telegram's cache never shows one user's
+  results to another.
+- In groups every reply threads to the message it answers (the question; for a button, the
+  answer it sits under), sent all the same if that message was deleted meanwhile
+  (`allow_sending_without_reply`); in private chats nothing is threaded, as the chat is one
+  thread already.
 - Strangers (not in TELEGRAM_ALLOWED_USERS) get one polite refusal in a private chat; in a
-  group they are ignored without a word.
+  group they are ignored without a word; their button presses get the refusal as the press's
+  answer (seen by them only) and their inline queries no results.
 - Flood control is python-telegram-bot's `AIORateLimiter`: it keeps under Telegram's limits and,
   on a `RetryAfter`, waits as long as Telegram asks and sends again.
 - Delivery (`deliver`): sendMessage is not idempotent, and Telegram offers no way to ask whether
@@ -39,6 +59,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
+import hashlib
 import logging
 import random
 import re
@@ -48,9 +69,21 @@ import sys
 from collections import OrderedDict, deque
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import replace
+from pathlib import PurePosixPath
 from urllib.parse import urlsplit
 
-from telegram import BotCommand, LinkPreviewOptions, Message, Update
+from telegram import (
+    BotCommand,
+    CallbackQuery,
+    InlineKeyboardMarkup,
+    InlineQuery,
+    InlineQueryResultArticle,
+    InputFile,
+    InputTextMessageContent,
+    LinkPreviewOptions,
+    Message,
+    Update,
+)
 from telegram.constants import ChatAction, ChatType, ParseMode
 from telegram.error import BadRequest, InvalidToken, NetworkError, TelegramError
 from telegram.ext import (
@@ -58,34 +91,40 @@ from telegram.ext import (
     Application,
     ApplicationBuilder,
     ApplicationHandlerStop,
+    CallbackQueryHandler,
     CommandHandler,
     ContextTypes,
+    InlineQueryHandler,
     MessageHandler,
     TypeHandler,
     filters,
 )
 
+from bot import telegram_buttons as buttons
 from bot import telegram_format as fmt
 from bot.answer import Answerer, QuestionError
 from bot.settings import BotSettings
 from bot.types import Answer
+from index.articles import Article
 from index.errors import IndexBusyError, NewsbotError, SettingsError
 
 log = logging.getLogger(__name__)
 
 # bot_data / chat_data keys
-ANSWERER, SETTINGS, ALLOWED, ADMINS, REFUSED, CHATS = (
+ANSWERER, SETTINGS, ALLOWED, ADMINS, REFUSED, CHATS, INLINE = (
     "answerer",
     "settings",
     "allowed",
     "admins",
     "refused",
     "chats",
+    "inline",
 )
-HISTORY, LAST, LOCK = "history", "last", "lock"
+HISTORY, LAST, ANSWERS, LOCK = "history", "last", "answers", "lock"
 
 TOKEN = re.compile(r"\d{3,20}:[A-Za-z0-9_-]{30,100}")
-UPDATES = ["message", "edited_message"]
+# Telegram sends only what is asked for: buttons and inline mode must be named here.
+UPDATES = ["message", "edited_message", "callback_query", "inline_query"]
 TYPING_EVERY = 4.0  # Telegram shows "typing…" for 5 s per chat action
 MAX_CHATS = 5000  # chats whose conversation is remembered (least recently active forgotten)
 MAX_REFUSED = 10000  # strangers already refused once
@@ -97,6 +136,10 @@ BOOTSTRAP_RETRIES = 5  # tries of deleteWebhook / setWebhook when the bot starts
 SECRET_HEADER = "X-Telegram-Bot-Api-Secret-Token"
 SECRET = re.compile(r"[A-Za-z0-9_-]{1,256}")  # what Telegram accepts as a webhook secret
 NO_PREVIEW = LinkPreviewOptions(is_disabled=True)
+SOURCES_KEPT = 3  # answers per chat whose passages a Sources button shows without retrieving
+INLINE_MIN_CHARS = 5  # a shorter inline query is a question still being typed
+INLINE_PAUSE = 0.5  # seconds an inline query waits: one typed after it replaces it
+INLINE_CACHE = 60  # seconds Telegram may show a user the same inline results again
 COMMANDS = [
     ("ask", "ask a question (in groups)"),
     ("sources", "the passages behind the last answer"),
@@ -195,6 +238,7 @@ def build_application(settings: BotSettings, answerer: Answerer) -> Application:
             ADMINS: fmt.parse_users(settings.telegram_admin_users, "TELEGRAM_ADMIN_USERS"),
             REFUSED: OrderedDict(),
             CHATS: OrderedDict(),
+            INLINE: OrderedDict(),  # user id -> their latest inline query's id
         }
     )
     add_handlers(application)
@@ -225,6 +269,8 @@ def add_handlers(application: Application) -> None:
         (on_edited_message, private & edited),
     ]:
         application.add_handler(MessageHandler(where, in_order(callback)))
+    application.add_handler(CallbackQueryHandler(on_button))
+    application.add_handler(InlineQueryHandler(on_inline_query))
     application.add_error_handler(on_error)
 
 
@@ -237,10 +283,14 @@ def in_order(handler):
 
     @functools.wraps(handler)
     async def run(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
-        async with context.chat_data.setdefault(LOCK, asyncio.Lock()):
+        async with chat_lock(context):
             await handler(update, context)
 
     return run
+
+
+def chat_lock(context: ContextTypes.DEFAULT_TYPE) -> asyncio.Lock:
+    return context.chat_data.setdefault(LOCK, asyncio.Lock())
 
 
 def run_telegram(settings: BotSettings) -> int:
@@ -316,6 +366,8 @@ async def _set_commands(application: Application) -> None:
         await application.bot.set_my_commands([BotCommand(*c) for c in COMMANDS])
     except TelegramError as exc:  # a menu is nice to have, not a reason to stop
         log.warning("could not set the bot's command menu: %s", exc)
+    if not application.bot.supports_inline_queries:
+        log.info("inline mode is off for this bot; @BotFather's /setinline turns it on")
 
 
 async def start_webhook(application: Application, settings: BotSettings) -> None:
@@ -375,6 +427,10 @@ async def gate(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         _remember(refused, user.id, MAX_REFUSED)
         log.info("refused user %s (not in TELEGRAM_ALLOWED_USERS)", user.id)
         await send_parts(message, [fmt.NOT_ALLOWED])
+    if update.callback_query:  # a button always gets an answer; only its presser sees it
+        await answer_button(update.callback_query, fmt.NOT_ALLOWED)
+    if update.inline_query:
+        await answer_inline(update.inline_query, [])
     raise ApplicationHandlerStop
 
 
@@ -400,13 +456,13 @@ async def on_help(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
 
 
 async def on_reset(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
-    context.chat_data.pop(HISTORY, None)
-    context.chat_data.pop(LAST, None)
+    for key in (HISTORY, LAST, ANSWERS):
+        context.chat_data.pop(key, None)
     await send_parts(update.effective_message, [fmt.RESET])
 
 
 async def on_sources(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
-    last = context.chat_data.get(LAST)
+    last = context.chat_data.get(LAST)  # the newest of ANSWERS
     await send_parts(update.effective_message, fmt.render_sources(last))
 
 
@@ -476,23 +532,34 @@ async def on_edited_message(update: Update, context: ContextTypes.DEFAULT_TYPE) 
 
 async def answer_question(update: Update, context: ContextTypes.DEFAULT_TYPE, question: str):
     message = update.effective_message
-    answerer, settings = context.bot_data[ANSWERER], context.bot_data[SETTINGS]
     history = context.chat_data.get(HISTORY, ())
     try:
         async with typing(message):
-            answer = await asyncio.to_thread(answerer.answer, question, list(history))
+            answer = await compute(context, question, list(history))
     except QuestionError as exc:  # its message is the polite explanation
         await send_parts(message, [fmt.plain(str(exc))])
         return
-    await send_parts(message, fmt.render_html(answer))  # raises if it could not be delivered
-    remember(context, message.chat_id, answer, settings.history_turns)
+    key = buttons.new_key()
+    markup = buttons.keyboard(answer, key)
+    await send_parts(message, fmt.render_html(answer), markup)  # raises if not delivered
+    remember(context, message.chat_id, answer, key)
 
 
-def remember(context: ContextTypes.DEFAULT_TYPE, chat_id: int, answer: Answer, turns: int) -> None:
-    """Keep the answer for follow-ups and /sources; forget the least recently active chats."""
+async def compute(context: ContextTypes.DEFAULT_TYPE, question: str, history=()) -> Answer:
+    """The answer, computed in a worker thread (messages, buttons and inline queries alike),
+    so that a slow one never holds up the bot."""
+    return await asyncio.to_thread(context.bot_data[ANSWERER].answer, question, list(history))
+
+
+def remember(context: ContextTypes.DEFAULT_TYPE, chat_id: int, answer: Answer, key: str) -> None:
+    """Keep the answer for follow-ups, /sources and its Sources button; forget the least
+    recently active chats."""
+    turns = context.bot_data[SETTINGS].history_turns
     history = context.chat_data.setdefault(HISTORY, deque(maxlen=turns))
-    history.append(replace(answer, passages=[]))  # /sources needs only the last one's
+    history.append(replace(answer, passages=[]))  # only the last few keep their passages
     context.chat_data[LAST] = answer
+    _remember(context.chat_data.setdefault(ANSWERS, OrderedDict()), key, SOURCES_KEPT)
+    context.chat_data[ANSWERS][key] = answer
     for old in _remember(context.bot_data[CHATS], chat_id, MAX_CHATS):
         context.application.drop_chat_data(old)
 
@@ -523,18 +590,171 @@ async def typing(message: Message):
             await task
 
 
+# -- buttons -------------------------------------------------------------------------------
+async def on_button(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """A button under an answer (`bot.telegram_buttons`). Every press is answered, a forged or
+    garbled one with a polite line."""
+    query = update.callback_query
+    button = buttons.parse(query.data)
+    if button is None:
+        log.info("a button with data this bot does not write was pressed")
+        await answer_button(query, fmt.BUTTON_BROKEN)
+    elif not isinstance(query.message, Message):  # older than Telegram lets a bot reach
+        await answer_button(query, fmt.TOO_OLD)
+    elif button.kind == buttons.SOURCES:
+        await show_sources(query, query.message, button, context)
+    else:
+        await show_article(query, query.message, button, context)
+
+
+async def show_sources(
+    query: CallbackQuery,
+    message: Message,
+    button: buttons.Button,
+    context: ContextTypes.DEFAULT_TYPE,
+) -> None:
+    """The passages behind the answer `message` shows: remembered, or retrieved again."""
+    answer = context.chat_data.get(ANSWERS, {}).get(button.key)
+    question = button.question or asked_in(message.reply_to_message)
+    if answer is None and not question:
+        await answer_button(query, fmt.TOO_OLD)
+        await drop_sources_button(message)
+        return
+    await answer_button(query)
+    async with chat_lock(context):
+        if answer is None:  # after a restart, or long after: the same question, retrieved again
+            try:
+                async with typing(message):
+                    answer = await compute(context, question)
+            except QuestionError as exc:
+                await send_parts(message, [fmt.plain(str(exc))])
+                return
+        await send_parts(message, fmt.render_sources(answer))
+
+
+def asked_in(message: Message | None) -> str | None:
+    """The question a message asked, `/ask` and mentions of the bot taken off; None if none."""
+    text = (message.text or "").strip() if message else ""
+    command, _, rest = text.partition(" ")
+    if re.fullmatch(r"/ask(?:@\w+)?", command, re.I):
+        return " ".join(rest.split()) or None
+    if not text or text.startswith("/"):
+        return None
+    return group_question(message) or text
+
+
+async def drop_sources_button(message: Message) -> None:
+    """Take a Sources button that can no longer work off the message (editMessageReplyMarkup)."""
+    kept = buttons.without_sources(message.reply_markup)
+    if buttons.count(kept) == buttons.count(message.reply_markup):
+        return  # none there (a forged press): Telegram refuses an edit that changes nothing
+    try:
+        await message.edit_reply_markup(kept)
+    except TelegramError as exc:  # a tidier keyboard is nice to have, nothing more
+        log.warning("could not remove a stale Sources button: %s", exc)
+
+
+async def show_article(
+    query: CallbackQuery,
+    message: Message,
+    button: buttons.Button,
+    context: ContextTypes.DEFAULT_TYPE,
+) -> None:
+    """The whole article, read from the corpus folder: a few messages, or one document."""
+    corpus_dir = context.bot_data[SETTINGS].corpus_dir
+    article = await asyncio.to_thread(buttons.load_cited, corpus_dir, button.key)
+    if article is None:
+        await answer_button(query, fmt.ARTICLE_GONE)
+        return
+    await answer_button(query)
+    parts = fmt.render_article(article)
+    async with chat_lock(context):
+        if len(parts) <= fmt.ARTICLE_MESSAGES:
+            await send_parts(message, parts)
+        else:
+            await send_document(message, article)
+
+
+async def answer_button(query: CallbackQuery, text: str | None = None) -> None:
+    """answerCallbackQuery: it stops the button's spinner, and shows `text` to the presser."""
+    try:
+        await query.answer(text)
+    except TelegramError as exc:  # too late (Telegram waits about 15 s), or answered already
+        log.warning("could not answer a button press: %s", exc)
+
+
+# -- inline mode ---------------------------------------------------------------------------
+async def on_inline_query(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """`@bot question` in any chat: the answer, offered as one message to send there."""
+    query = update.inline_query
+    question = " ".join(query.query.split())
+    if len(question) < INLINE_MIN_CHARS:
+        await answer_inline(query, [])
+        return
+    if not await still_typed(context.bot_data[INLINE], query):
+        return  # the user typed on; Telegram has dropped this query for the newer one
+    try:
+        answer = await compute(context, question)
+    except QuestionError:
+        await answer_inline(query, [])
+        return
+    shown = fmt.render_inline(answer, context.bot.username or "")
+    result = InlineQueryResultArticle(
+        id=hashlib.blake2b(question.encode(), digest_size=16).hexdigest(),
+        title=shown.title,
+        description=shown.description,
+        input_message_content=InputTextMessageContent(
+            shown.html, parse_mode=ParseMode.HTML, link_preview_options=NO_PREVIEW
+        ),
+    )
+    await answer_inline(query, [result])
+
+
+async def still_typed(latest: OrderedDict, query: InlineQuery) -> bool:
+    """Wait INLINE_PAUSE; is `query` still its user's newest? Telegram sends one per
+    keystroke, and only the last deserves an answer (each costs seconds of CPU)."""
+    user = query.from_user.id
+    _remember(latest, user, MAX_CHATS)
+    latest[user] = query.id
+    await asyncio.sleep(INLINE_PAUSE)
+    return latest.get(user) == query.id
+
+
+async def answer_inline(query: InlineQuery, results: list) -> None:
+    """answerInlineQuery, personal: Telegram never shows one user's results to another (who
+    may not be on the allow list)."""
+    try:
+        await query.answer(results, cache_time=INLINE_CACHE, is_personal=True)
+    except TelegramError as exc:  # answered too late: the user has moved on
+        log.warning("could not answer an inline query: %s", exc)
+
+
 # -- sending -------------------------------------------------------------------------------
-async def send_parts(message: Message, parts: Sequence[str]) -> None:
-    """Send HTML parts in order; in groups the first one replies to the question."""
-    quote = message.chat.type != ChatType.PRIVATE
+async def send_parts(
+    message: Message, parts: Sequence[str], markup: InlineKeyboardMarkup | None = None
+) -> None:
+    """Send HTML parts in order, `markup` under the last. In groups the first one replies to
+    `message` (the question), and so does the one with the buttons, which a Sources button
+    may need after a restart; each still goes out if that message was deleted meanwhile."""
+    group = message.chat.type != ChatType.PRIVATE
     for i, part in enumerate(parts):
-        await send_html(message, part, quote=quote and i == 0)
+        buttons_here = markup if i == len(parts) - 1 else None
+        quote = group and (i == 0 or buttons_here is not None)
+        await send_html(message, part, quote=quote, markup=buttons_here)
 
 
-async def send_html(message: Message, html: str, quote: bool = False) -> None:
-    options = {"do_quote": quote, "link_preview_options": NO_PREVIEW}
+def reply_options(quote: bool) -> dict:
     if quote:
-        options["allow_sending_without_reply"] = True
+        return {"do_quote": True, "allow_sending_without_reply": True}
+    return {"do_quote": False}
+
+
+async def send_html(
+    message: Message, html: str, quote: bool = False, markup: InlineKeyboardMarkup | None = None
+) -> None:
+    options = {"link_preview_options": NO_PREVIEW, **reply_options(quote)}
+    if markup is not None:
+        options["reply_markup"] = markup
     try:
         await deliver(message.reply_text, html, parse_mode=ParseMode.HTML, **options)
     except BadRequest as exc:
@@ -546,8 +766,20 @@ async def send_html(message: Message, html: str, quote: bool = False) -> None:
         await deliver(message.reply_text, fmt.html_to_text(html), **options)
 
 
-async def deliver(send: Callable[..., Awaitable[object]], text: str, **options) -> None:
-    """`send(text, **options)` (a sendMessage), tried again while it fails on the way.
+async def send_document(message: Message, article: Article) -> None:
+    """A long article as one `.txt` document rather than many messages: it does not flood the
+    chat (Telegram allows a group 20 messages a minute), and it opens in any viewer and can be
+    saved or forwarded whole."""
+    name = PurePosixPath(article.source).name
+    document = InputFile(article.text.encode("utf-8"), filename=name)
+    quote = message.chat.type != ChatType.PRIVATE
+    caption = {"caption": fmt.article_caption(article), "parse_mode": ParseMode.HTML}
+    await deliver(message.reply_document, document, **caption, **reply_options(quote))
+
+
+async def deliver(send: Callable[..., Awaitable[object]], content: object, **options) -> None:
+    """`send(content, **options)` (a sendMessage or sendDocument), tried again while it fails
+    on the way.
 
     The policy is in the module docstring: an error status, a network error or a timeout is
     tried again, up to SEND_ATTEMPTS times with exponential backoff (a timeout may mean the
@@ -557,7 +789,7 @@ async def deliver(send: Callable[..., Awaitable[object]], text: str, **options) 
     """
     for attempt in range(1, SEND_ATTEMPTS + 1):
         try:
-            await send(text, read_timeout=SEND_TIMEOUT, **options)
+            await send(content, read_timeout=SEND_TIMEOUT, **options)
             return
         except BadRequest:
             raise
@@ -566,7 +798,7 @@ async def deliver(send: Callable[..., Awaitable[object]], text: str, **options) 
                 raise
             wait = SEND_BACKOFF * 2 ** (attempt - 1) * random.uniform(1.0, 1.5)
             log.warning(
-                "sendMessage failed (%s: %s); trying again in %.1f s (attempt %d of %d)",
+                "sending failed (%s: %s); trying again in %.1f s (attempt %d of %d)",
                 type(exc).__name__,
                 exc,
                 wait,
@@ -600,9 +832,14 @@ async def on_error(update: object, context: ContextTypes.DEFAULT_TYPE) -> None:
             log.error("error while polling Telegram", exc_info=error)
         return
     log.error("error while handling an update", exc_info=error)
-    message = update.effective_message if isinstance(update, Update) else None
-    if message is not None:
+    if not isinstance(update, Update):
+        return
+    if update.callback_query:  # its spinner stops either way (a second answer is refused)
+        with contextlib.suppress(TelegramError):
+            await update.callback_query.answer()
+    message = update.effective_message
+    if isinstance(message, Message):
         try:
-            await deliver(message.reply_text, fmt.APOLOGY)
+            await send_parts(message, [fmt.APOLOGY])
         except TelegramError as exc:
             log.warning("could not send the apology either: %s", exc)

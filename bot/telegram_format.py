@@ -1,5 +1,9 @@
 """Telegram's side of an answer, as pure functions: HTML messages, split to fit, and who may ask.
 
+Besides answers: `/sources`, whole articles (`render_article`: the body under its label, in
+numbered parts), the one message an inline result sends (`render_inline`: its question first,
+cut to one message), and the short lines that answer a pressed button.
+
 Every message the bot sends is built here, in Telegram's HTML parse mode, and every piece of
 corpus or user text goes through `html.escape` on its way in, so no article can produce the
 Bot API's "Can't parse entities" (an article full of `<`, `&`, `*`, `_`, `[` or backticks is
@@ -26,6 +30,7 @@ from html import escape
 
 from bot.answer import direct_line, short_title
 from bot.types import Answer, IndexStats, Passage, Quote
+from index.articles import Article
 from index.chunking import split_sentences
 from index.errors import SettingsError
 
@@ -40,7 +45,10 @@ START = (
 )
 HELP = (
     "<b>Ask a question</b> in plain words and I quote the articles that answer it.\n"
-    "In a group, mention me, reply to one of my messages, or use /ask &lt;question&gt;.\n\n"
+    "In a group, mention me, reply to one of my messages, or use /ask &lt;question&gt;.\n"
+    "Under each answer, <b>Sources</b> shows the passages I read and <b>Whole article</b> the "
+    "article I quote. In any other chat, type my @username and a question to send my answer "
+    "there.\n\n"
     "/ask &lt;question&gt; – ask in a group\n"
     "/sources – the full passages behind my last answer\n"
     "/stats – how many articles I know, and how fresh the index is\n"
@@ -59,6 +67,13 @@ NO_SOURCES = "There is no answer to show sources for yet. Ask a question first."
 ADMINS_ONLY = "Sorry, only the bot's admins may update the index."
 INDEX_BUSY = "The index is being updated right now. Please try again when that has finished."
 REINDEX_STARTED = "Updating the index…"
+NO_PASSAGES = "No passages were retrieved for: {question}"
+# Answers to a pressed button (answerCallbackQuery: a short line shown over the chat).
+TOO_OLD = "This answer is too old to show its sources again. Please ask the question again."
+BUTTON_BROKEN = "This button no longer works. Please ask the question again."
+ARTICLE_GONE = "That article is no longer in the collection. Please ask again."
+ARTICLE_MESSAGES = 3  # a longer article is sent as a .txt document (see `bot.telegram`)
+CAPTION_LIMIT = 1024
 
 
 def tg_len(text: str) -> int:
@@ -102,6 +117,10 @@ class Block:
 
 def render_html(answer: Answer, limit: int = MESSAGE_LIMIT) -> list[str]:
     """An answer as Telegram HTML messages of at most `limit` characters, in order."""
+    return pack(answer_blocks(answer), limit)
+
+
+def answer_blocks(answer: Answer) -> list[Block]:
     blocks: list[Block] = []
     if answer.kind in ("refusal", "llm") and answer.text.strip():  # no quotes, or an LLM's words
         blocks += [Block(p) for p in paragraphs(answer.text)]
@@ -111,14 +130,16 @@ def render_html(answer: Answer, limit: int = MESSAGE_LIMIT) -> list[str]:
         blocks += [Block(q.shown, "blockquote", label) for q in quotes]
     if answer.notice:
         blocks.append(Block(answer.notice, "i"))
-    return pack(blocks, limit)
+    return blocks
 
 
 def render_sources(answer: Answer | None, limit: int = MESSAGE_LIMIT) -> list[str]:
     """`/sources`: every passage retrieved for the last answer, in full, under its label."""
-    if answer is None or not answer.passages:
+    if answer is None:
         return [NO_SOURCES]
     question = answer.standalone_question or answer.question
+    if not answer.passages:
+        return [NO_PASSAGES.format(question=plain(question))]
     blocks = [Block(f"Passages retrieved for: {question}", "b")]
     for number, passage in enumerate(answer.passages, 1):
         label = f"{number}. {source_html(passage)}"
@@ -126,7 +147,67 @@ def render_sources(answer: Answer | None, limit: int = MESSAGE_LIMIT) -> list[st
     return pack(blocks, limit)
 
 
-def source_html(item: Quote | Passage) -> str:
+@dataclass(frozen=True)
+class InlineAnswer:
+    """An answer offered in inline mode: the result's title and description, and the one
+    message it sends."""
+
+    title: str
+    description: str
+    html: str
+
+
+def render_inline(answer: Answer, bot_username: str, limit: int = MESSAGE_LIMIT) -> InlineAnswer:
+    """An answer as one message that names its question (the chat it lands in never saw it
+    asked); what does not fit is left out, and the message says where the rest is."""
+    question = Block(answer.question, "b")
+    parts = pack([question, *answer_blocks(answer)], limit)
+    if len(parts) > 1:
+        more = f"<i>Shortened: ask @{plain(bot_username)} for the whole answer.</i>"
+        parts = pack([question, *answer_blocks(answer)], limit - tg_len(more) - 2)
+        parts[0] += f"\n\n{more}"
+    if answer.kind == "refusal":
+        title = "No answer in the articles"
+    elif answer.kind == "llm":
+        title = answer.text
+    elif answer.direct:
+        title = direct_line(answer.direct[0])
+    elif answer.quotes:
+        title = answer.quotes[0].shown
+    else:
+        title = answer.text
+    sources = list(dict.fromkeys(q.source for q in answer.quotes))
+    description = f"From {', '.join(sources)}" if sources else answer.question
+    return InlineAnswer(_cut(title, 100), _cut(description, 200), parts[0])
+
+
+def _cut(text: str, chars: int) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= chars else text[: chars - 1].rstrip() + "…"
+
+
+# -- whole articles -----------------------------------------------------------------------
+def render_article(article: Article, limit: int = MESSAGE_LIMIT) -> list[str]:
+    """An article's body as HTML messages, each headed by its label (and "i/n" when split);
+    paragraphs are cut like quotes, at sentences, and never inside a tag."""
+    header = source_html(article)
+    room = limit - tg_len(header) - len(" (99/99)") - 2
+    lines = [line.strip() for line in article.body.splitlines() if line.strip()]
+    parts = pack([Block(line) for line in lines], max(room, MIN_BUDGET))
+    if len(parts) == 1:
+        return [f"{header}\n\n{parts[0]}"]
+    return [f"{header} ({i}/{len(parts)})\n\n{part}" for i, part in enumerate(parts, 1)]
+
+
+def article_caption(article: Article) -> str:
+    """The caption of an article sent as a document (Telegram allows 1,024 characters)."""
+    caption = source_html(article)
+    if tg_len(caption) <= CAPTION_LIMIT:
+        return caption
+    return plain(_cut(article.source, CAPTION_LIMIT // 5))  # "&amp;" is five characters
+
+
+def source_html(item: Quote | Passage | Article) -> str:
     """`file.txt · Title · date`, the file name as code (one tap copies it in Telegram)."""
     parts = [f"<code>{plain(item.source)}</code>"]
     if item.title:

@@ -8,9 +8,17 @@
 It speaks the Bot API's HTTP protocol (`/bot{token}/{method}`, form or JSON parameters,
 `{"ok": ..., "result": ...}` answers) well enough for python-telegram-bot's real `Application`:
 getMe, deleteWebhook, setWebhook, setMyCommands, getUpdates (queued updates, offsets, a short
-long-poll wait) and sendMessage / sendChatAction, which it records. Like Telegram it refuses a
-message whose HTML does not parse or whose text is over 4,096 characters ("Bad Request: can't
-parse entities" / "message is too long"), so a test sees what the real server would reject.
+long-poll wait, only the kinds of update `allowed_updates` asked for) and sendMessage /
+sendDocument (multipart) / sendChatAction / answerCallbackQuery / answerInlineQuery /
+editMessageReplyMarkup, which it records. Like Telegram it refuses a message whose HTML does not
+parse or whose text is over 4,096 characters ("Bad Request: can't parse entities" / "message is
+too long"), a reply to a deleted message unless `allow_sending_without_reply` is set, callback
+data over 64 bytes and a second answer to one callback query, so a test sees what the real
+server would reject.
+
+What users do besides typing: `press(sent, data)` presses a button under a message the bot
+sent (a callback_query carrying that message, its keyboard and the message it replies to),
+`inline_query(user, query)` types `@bot query` in some chat, `delete_message(chat, id)`.
 
 `retry_after(seconds)` makes the next sendMessage fail with Telegram's 429 flood-control answer;
 `fail_polls(n)` makes the next getUpdates calls fail with 502 Bad Gateway.
@@ -34,6 +42,8 @@ Everything is stdlib (http.server in a thread); every wait is bounded.
 from __future__ import annotations
 
 import contextlib
+import email.parser
+import email.policy
 import html
 import itertools
 import json
@@ -57,10 +67,12 @@ BOT_USER = {
     "username": "newsbot_test_bot",
     "can_join_groups": True,
     "can_read_all_group_messages": False,
-    "supports_inline_queries": False,
+    "supports_inline_queries": True,  # BotFather's /setinline done
 }
 MAX_POLL_WAIT = 0.5  # seconds a getUpdates waits for news (Telegram: up to `timeout`)
 MESSAGE_LIMIT = 4096
+CAPTION_LIMIT = 1024
+CALLBACK_DATA_BYTES = 64
 HANG_SECONDS = 6.0  # a "hang" outlasts python-telegram-bot's default read timeout of 5 s
 SEND_FAILURES = {  # kind -> stored before failing?
     "500": False,
@@ -111,6 +123,14 @@ class FakeBotApi:
             dict
         ] = []  # sendMessage failed on purpose: parameters, "failure", "stored"
         self.chats: dict[int, dict] = {}
+        self.messages: dict[tuple[int, int], dict] = {}  # (chat id, message id) -> Message
+        self.deleted: set[tuple[int, int]] = set()
+        self.documents: list[dict] = []  # sendDocument: parameters, "file" bytes, "filename"
+        self.button_answers: list[dict] = []  # answerCallbackQuery parameters
+        self.inline_answers: list[dict] = []  # answerInlineQuery parameters
+        self.markup_edits: list[dict] = []  # editMessageReplyMarkup parameters
+        self.allowed_updates: list[str] | None = None  # None: every kind (Telegram's default)
+        self._callback_ids = itertools.count(1)
         self.offset = 0  # the highest getUpdates offset seen: updates below it were received
         self._flood: list[int] = []  # retry_after seconds for the next sendMessage calls
         self._poll_failures = 0
@@ -193,6 +213,9 @@ class FakeBotApi:
             if entities:
                 message["entities"] = entities
         message.update(fields)
+        with self.lock:
+            self.chats.setdefault(chat_id, chat)
+            self.messages[(chat_id, message["message_id"])] = message
         return message
 
     def send_text(self, chat_id: int, text: str, **kwargs: Any) -> int:
@@ -210,6 +233,57 @@ class FakeBotApi:
             "from": self.bot,
             "text": text,
         }
+
+    def callback_query(self, sent: dict, data: str | None = None, user: dict | None = None):
+        """The callback_query of a user pressing a button under `sent` (an entry of `sent`):
+        its first button unless `data` is given; it carries the message as it is now."""
+        chat_id = int(sent["chat_id"])
+        with self.lock:
+            message = dict(self.messages[(chat_id, sent["message_id"])])
+        if data is None:
+            data = message["reply_markup"]["inline_keyboard"][0][0]["callback_data"]
+        user = user or {"id": chat_id, "is_bot": False, "first_name": "Reader"}
+        query = {"id": f"cb{next(self._callback_ids)}", "from": user, "message": message}
+        query["chat_instance"] = f"ci{chat_id}"
+        if data is not None:
+            query["data"] = data
+        return query
+
+    def press(self, sent: dict, data: str | None = None, user: dict | None = None) -> str:
+        """Queue a button press (see `callback_query`); returns the query's id."""
+        query = self.callback_query(sent, data, user)
+        self.push("callback_query", query)
+        return query["id"]
+
+    def inline(self, user: dict, query: str) -> dict:
+        """The inline_query of `user` typing `@bot query` in some chat."""
+        query_id = f"iq{next(self._callback_ids)}"
+        return {"id": query_id, "from": user, "query": query, "offset": "", "chat_type": "group"}
+
+    def inline_query(self, user: dict, query: str) -> str:
+        """Queue an inline query (see `inline`); returns its id."""
+        inline = self.inline(user, query)
+        self.push("inline_query", inline)
+        return inline["id"]
+
+    def delete_message(self, chat_id: int, message_id: int) -> None:
+        with self.lock:
+            self.deleted.add((chat_id, message_id))
+
+    def buttons(self, sent: dict) -> list[tuple[str, str]]:
+        """(text, callback data) of each button under a message the bot sent, as it is now."""
+        with self.lock:
+            markup = self.messages[(int(sent["chat_id"]), sent["message_id"])].get("reply_markup")
+        rows = (markup or {}).get("inline_keyboard", [])
+        return [(b["text"], b["callback_data"]) for row in rows for b in row]
+
+    def answered(self, query_id: str) -> dict | None:
+        """The answerCallbackQuery or answerInlineQuery for the query, once it came."""
+        with self.lock:
+            for answer in self.button_answers + self.inline_answers:
+                if answer.get("callback_query_id", answer.get("inline_query_id")) == query_id:
+                    return answer
+        return None
 
     def retry_after(self, seconds: int = 1, times: int = 1) -> None:
         """The next `times` sendMessage calls get Telegram's 429 flood-control answer."""
@@ -281,6 +355,9 @@ class FakeBotApi:
             if self._poll_failures:
                 self._poll_failures -= 1
                 return 502, {"ok": False, "error_code": 502, "description": "Bad Gateway"}
+        if params.get("allowed_updates"):
+            with self.lock:  # as Telegram: kept until the next call that names some
+                self.allowed_updates = list(params["allowed_updates"])
         offset = int(params.get("offset") or 0)
         limit = int(params.get("limit") or 100)
         wait = min(float(params.get("timeout") or 0), MAX_POLL_WAIT)
@@ -289,10 +366,17 @@ class FakeBotApi:
             if offset:
                 self.offset = max(offset, self.offset)
                 self.updates = [u for u in self.updates if u["update_id"] >= offset]
-            while not self.updates and time.monotonic() < deadline:
+            while not self._deliverable() and time.monotonic() < deadline:
                 self.lock.wait(max(deadline - time.monotonic(), 0.01))
-            batch = self.updates[:limit]
+            batch = self._deliverable()[:limit]
         return 200, {"ok": True, "result": batch}
+
+    def _deliverable(self) -> list[dict]:
+        """The queued updates, less the kinds not asked for: Telegram drops those."""
+        if self.allowed_updates is not None:
+            allowed = set(self.allowed_updates)
+            self.updates = [u for u in self.updates if allowed & set(u)]
+        return self.updates
 
     def _next_failure(self) -> str | None:
         with self.lock:
@@ -326,6 +410,7 @@ class FakeBotApi:
             error = "message text is empty"
         if error is None and len(visible.encode("utf-16-le")) // 2 > MESSAGE_LIMIT:
             error = "message is too long"
+        error = error or self._reply_error(params) or _markup_error(params)
         if error:
             with self.lock:
                 self.rejected.append({**params, "error": error, "at": time.monotonic()})
@@ -335,20 +420,47 @@ class FakeBotApi:
             return self._fail(failure, params, visible)
         return 200, {"ok": True, "result": self._store(params, visible)}
 
-    def _store(self, params: dict, visible: str) -> dict:
-        """Keep the message as delivered; returns the Message Telegram would answer with."""
+    def _reply_error(self, params: dict) -> str | None:
+        """Telegram's refusal of a reply to a deleted message, unless told to send anyway."""
+        reply = params.get("reply_parameters")
+        if not reply:
+            return None
+        chat_id = int(params["chat_id"])
+        gone = (chat_id, int(reply["message_id"])) in self.deleted
+        if gone and not reply.get("allow_sending_without_reply"):
+            return "message to be replied not found"
+        return None
+
+    def _message(self, params: dict, **content: Any) -> dict:
+        """The Message Telegram would store for `params`, kept for button presses."""
         chat_id = int(params["chat_id"])
         with self.lock:
             message_id = next(self._message_ids)
-            self.sent.append({**params, "message_id": message_id, "at": time.monotonic()})
             chat = self.chats.get(chat_id, {"id": chat_id, "type": "private", "first_name": "R"})
-        return {
-            "message_id": message_id,
-            "date": int(time.time()),
-            "chat": chat,
-            "from": self.bot,
-            "text": visible,
-        }
+            message = {
+                "message_id": message_id,
+                "date": int(time.time()),
+                "chat": chat,
+                "from": self.bot,
+                **content,
+            }
+            if params.get("reply_markup"):
+                message["reply_markup"] = params["reply_markup"]
+            reply = params.get("reply_parameters")
+            replied = (chat_id, int(reply["message_id"])) if reply else None
+            if replied and replied not in self.deleted and replied in self.messages:
+                message["reply_to_message"] = self.messages[replied]
+            self.messages[(chat_id, message_id)] = message
+        return message
+
+    def _store(self, params: dict, visible: str) -> dict:
+        """Keep the message as delivered; returns the Message Telegram would answer with."""
+        message = self._message(params, text=visible)
+        with self.lock:
+            self.sent.append(
+                {**params, "message_id": message["message_id"], "at": time.monotonic()}
+            )
+        return message
 
     def _fail(self, failure: str, params: dict, visible: str) -> tuple[int, dict | Raw | None]:
         """Answer a sendMessage with `failure`: a status and a body, or DROP to close the
@@ -372,6 +484,79 @@ class FakeBotApi:
         status = int(failure)
         description = {500: "Internal Server Error", 502: "Bad Gateway", 503: "Service Unavailable"}
         return status, {"ok": False, "error_code": status, "description": description[status]}
+
+    def api_sendDocument(self, params: dict) -> tuple[int, dict]:
+        document = params.get("document")
+        caption = str(params.get("caption", ""))
+        error = None
+        if not isinstance(document, Upload) or not document.content:
+            error = "there is no document in the request"
+        elif str(params.get("parse_mode", "")).upper() == "HTML":
+            error = html_error(caption)
+        if error is None and len(html.unescape(TAG.sub("", caption))) > CAPTION_LIMIT:
+            error = "message caption is too long"
+        error = error or self._reply_error(params) or _markup_error(params)
+        if error:
+            with self.lock:
+                self.rejected.append({**params, "error": error, "at": time.monotonic()})
+            return 400, {"ok": False, "error_code": 400, "description": f"Bad Request: {error}"}
+        file = {"file_id": f"doc{len(self.documents)}", "file_unique_id": "u", "file_name": ""}
+        file["file_name"] = document.filename
+        message = self._message(params, document=file, caption=caption)
+        with self.lock:
+            self.documents.append(
+                {
+                    **params,
+                    "file": document.content,
+                    "filename": document.filename,
+                    "message_id": message["message_id"],
+                    "at": time.monotonic(),
+                }
+            )
+        return 200, {"ok": True, "result": message}
+
+    def api_answerCallbackQuery(self, params: dict) -> tuple[int, dict]:
+        with self.lock:
+            query_id = params.get("callback_query_id")
+            if any(a["callback_query_id"] == query_id for a in self.button_answers):
+                return 400, {
+                    "ok": False,
+                    "error_code": 400,
+                    "description": "Bad Request: query is too old and response timeout expired "
+                    "or query ID is invalid",
+                }
+            self.button_answers.append({**params, "at": time.monotonic()})
+        return 200, {"ok": True, "result": True}
+
+    def api_answerInlineQuery(self, params: dict) -> tuple[int, dict]:
+        results = params.get("results") or []
+        for result in results:
+            content = result.get("input_message_content", {})
+            error = None
+            if str(content.get("parse_mode", "")).upper() == "HTML":
+                error = html_error(content.get("message_text", ""))
+            if error:
+                return 400, {"ok": False, "error_code": 400, "description": f"Bad Request: {error}"}
+        with self.lock:
+            self.inline_answers.append({**params, "results": results, "at": time.monotonic()})
+        return 200, {"ok": True, "result": True}
+
+    def api_editMessageReplyMarkup(self, params: dict) -> tuple[int, dict]:
+        key = (int(params["chat_id"]), int(params["message_id"]))
+        with self.lock:
+            if key not in self.messages:
+                return 400, {
+                    "ok": False,
+                    "error_code": 400,
+                    "description": "Bad Request: message to edit not found",
+                }
+            self.markup_edits.append({**params, "at": time.monotonic()})
+            message = self.messages[key]
+            if params.get("reply_markup"):
+                message["reply_markup"] = params["reply_markup"]
+            else:
+                message.pop("reply_markup", None)
+        return 200, {"ok": True, "result": message}
 
     def api_sendChatAction(self, params: dict) -> tuple[int, dict]:
         with self.lock:
@@ -430,19 +615,64 @@ class _Handler(BaseHTTPRequestHandler):
         pass
 
 
+@dataclass
+class Upload:
+    """A file sent in a multipart request."""
+
+    filename: str
+    content: bytes
+
+
 def _parameters(headers, body: bytes) -> dict:
-    """Form fields (JSON-encoded when not strings, as python-telegram-bot sends them) or JSON."""
+    """Form fields (JSON-encoded when not strings, as python-telegram-bot sends them), multipart
+    fields and files, or JSON."""
     if not body:
         return {}
-    if "json" in (headers.get("Content-Type") or ""):
+    content_type = headers.get("Content-Type") or ""
+    if "json" in content_type:
         return json.loads(body)
+    if content_type.startswith("multipart/form-data"):
+        return _multipart(content_type, body)
     params: dict[str, Any] = {}
     for key, value in parse_qsl(body.decode(), keep_blank_values=True):
-        if value.startswith(("{", "[")):
-            with contextlib.suppress(ValueError):
-                value = json.loads(value)
-        params[key] = value
+        params[key] = _field(value)
     return params
+
+
+def _field(value: str) -> Any:
+    if value.startswith(("{", "[")):
+        with contextlib.suppress(ValueError):
+            return json.loads(value)
+    return value
+
+
+def _multipart(content_type: str, body: bytes) -> dict:
+    head = f"Content-Type: {content_type}\r\n\r\n".encode()
+    form = email.parser.BytesParser(policy=email.policy.HTTP).parsebytes(head + body)
+    params: dict[str, Any] = {}
+    for part in form.iter_parts():
+        name = part.get_param("name", header="content-disposition")
+        content = part.get_payload(decode=True) or b""
+        filename = part.get_filename()
+        if filename is not None:
+            params[name] = Upload(filename, content)
+        else:
+            params[name] = _field(content.decode())
+    # A file may be sent as an attach:// reference to another part.
+    for name, value in list(params.items()):
+        if isinstance(value, str) and value.startswith("attach://"):
+            params[name] = params.get(value[len("attach://") :], value)
+    return params
+
+
+def _markup_error(params: dict) -> str | None:
+    markup = params.get("reply_markup") or {}
+    for row in markup.get("inline_keyboard", []):
+        for button in row:
+            data = button.get("callback_data")
+            if data is not None and not 1 <= len(data.encode()) <= CALLBACK_DATA_BYTES:
+                return "BUTTON_DATA_INVALID"
+    return None
 
 
 def _entities(text: str) -> list[dict]:

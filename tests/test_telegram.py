@@ -4,9 +4,11 @@ Handler tests drive the real Application with `Update.de_json` + `process_update
 of python-telegram-bot's own tests) and a fake answerer; its replies go to the fake Bot API
 server of `fake_bot_api.py`, which records them and, like Telegram, refuses HTML that does not
 parse and messages over 4,096 characters; on demand it fails sends the ways a real server can
-(5xx, an HTML page, bad JSON, a dropped connection, a hang). The end-to-end tests run the real
-Application polling that server through TELEGRAM_BASE_URL (or serving its webhook), with the
-real Answerer and the bundled model. Every wait is bounded.
+(5xx, an HTML page, bad JSON, a dropped connection, a hang). Button presses and inline
+queries are updates like messages (`press`, `type_inline`); the fake answers a reply to a
+deleted message as Telegram does. The end-to-end tests run the real Application polling that
+server through TELEGRAM_BASE_URL (or serving its webhook), with the real Answerer and the
+bundled model. Every wait is bounded.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ import sys
 import time
 import urllib.error
 import urllib.request
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -32,6 +35,7 @@ from fake_bot_api import TAG, TOKEN, FakeBotApi, html_error
 from telegram import Update
 
 from bot import telegram as tg
+from bot import telegram_buttons as buttons
 from bot import telegram_format as fmt
 from bot.answer import Answerer, QuestionError, format_answer
 from bot.settings import BotSettings
@@ -79,7 +83,9 @@ def bot_settings(api: FakeBotApi, **values) -> BotSettings:
 
 
 class FakeAnswerer:
-    """Quotes the question back; "slow" questions take a while, "boom" ones crash."""
+    """Quotes the question back from 001_fake.txt (and 002_other.txt when it says "two";
+    many times when it says "long"); "slow" questions take a while, "boom" ones crash;
+    "nothing" is refused with no passages, "unquoted" with some."""
 
     def __init__(self, delay: float = 0.0):
         self.delay = delay
@@ -95,10 +101,19 @@ class FakeAnswerer:
             raise QuestionError(f"That question is too long ({len(question)} characters).")
         quote = Quote(f"Said: {question}", "001_fake.txt", 0, 9, "A <fake> title", "2022-11-09")
         passage = Passage(f"The passage behind {question}", "001_fake.txt", 0, 30, None, None)
+        if "nothing" in question:
+            return Answer(question, "I could not find this in the articles.", refused=True)
+        if "unquoted" in question:
+            return Answer(question, "None of them says.", refused=True, passages=[passage])
+        quotes = [quote]
+        if "two" in question:
+            quotes.insert(0, replace(quote, source="002_other.txt", title="Other news"))
+        if "long" in question:
+            quotes = [replace(quote, text=f"{k}: " + "word " * 700) for k in range(4)] + quotes
         return Answer(
             question=question,
-            text=format_answer([quote]),
-            quotes=[quote],
+            text=format_answer(quotes),
+            quotes=quotes,
             passages=[passage],
             standalone_question=question,
         )
@@ -144,6 +159,21 @@ async def process(application, api: FakeBotApi, chat_id: int, text=None, kind="m
     data = {"update_id": next(_update_ids), kind: message}
     await application.process_update(Update.de_json(data, application.bot))
     return message
+
+
+async def press(application, api: FakeBotApi, sent: dict, data=None, user=ALICE) -> str:
+    """Press a button under `sent` (the first, or the one with `data`); returns the query id."""
+    query = api.callback_query(sent, data, user)
+    update = {"update_id": next(_update_ids), "callback_query": query}
+    await application.process_update(Update.de_json(update, application.bot))
+    return query["id"]
+
+
+async def type_inline(application, api: FakeBotApi, query: str, user=ALICE) -> str:
+    inline = api.inline(user, query)
+    update = {"update_id": next(_update_ids), "inline_query": inline}
+    await application.process_update(Update.de_json(update, application.bot))
+    return inline["id"]
 
 
 async def until(condition, timeout: float = 30.0, what: str = "condition"):
@@ -298,6 +328,7 @@ async def test_reindex_is_for_admins_and_busy_is_a_polite_line(api, monkeypatch)
 
 async def test_memory_follow_ups_sources_reset_and_bounds(api, monkeypatch):
     monkeypatch.setattr(tg, "MAX_CHATS", 2)
+    monkeypatch.setattr(tg, "SOURCES_KEPT", 2)
     answerer = FakeAnswerer()
     async with initialized(api, answerer, history_turns=2) as app:
         for question in ("first?", "second?", "third?"):
@@ -305,8 +336,11 @@ async def test_memory_follow_ups_sources_reset_and_bounds(api, monkeypatch):
         await process(app, api, 101, "/sources", user=ALICE)
         history = app.chat_data[101][tg.HISTORY]
         assert [a.question for a in history] == ["second?", "third?"]  # bounded
-        assert all(not a.passages for a in history)  # only the last keeps its passages
+        assert all(not a.passages for a in history)  # only the last few keep their passages
+        kept = app.chat_data[101][tg.ANSWERS].values()
+        assert [a.question for a in kept if a.passages] == ["second?", "third?"]
         await process(app, api, 101, "/reset", user=ALICE)
+        assert tg.ANSWERS not in app.chat_data[101]
         await process(app, api, 101, "/sources", user=ALICE)
         await process(app, api, 101, "fresh?", user=ALICE)
         # Only the most recently active chats are remembered at all.
@@ -350,6 +384,250 @@ async def test_flood_control_waits_as_asked_then_sends(api):
     assert refused["error"] == 429 and refused["text"] == sent["text"]
     assert sent["at"] - refused["at"] >= 1.0
     assert "Said: flooded?" in visible(sent["text"])
+
+
+# -- buttons under answers -----------------------------------------------------------------
+FAKE_ARTICLE = (
+    "A <fake> title\ndate 2022-11-09 Said: it all & more <b>here</b>.\nSecond paragraph.\n"
+)
+
+
+@pytest.fixture
+def news(tmp_path) -> dict:
+    """Settings values with a corpus folder holding the FakeAnswerer's articles."""
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    (corpus / "001_fake.txt").write_text(FAKE_ARTICLE, encoding="utf-8")
+    (corpus / "002_other.txt").write_text("Other news\nThe other article.\n", encoding="utf-8")
+    return {"corpus_dir": corpus}
+
+
+def button_data(api: FakeBotApi, sent: dict) -> dict[str, str]:
+    return dict(api.buttons(sent))
+
+
+async def test_an_answer_has_sources_and_whole_article_buttons_that_work(api, news):
+    answerer = FakeAnswerer()
+    async with initialized(api, answerer, **news) as app:
+        await process(app, api, 101, "What did <he> say?", user=ALICE)
+        [answer] = api.sent_to(101)
+        data = button_data(api, answer)
+        assert list(data) == ["Sources", "Whole article"]
+        assert data["Sources"].endswith(":What did <he> say?")
+        sources = await press(app, api, answer, data["Sources"])
+        article = await press(app, api, answer, data["Whole article"])
+        remembered = app.chat_data[101][tg.LAST]
+    assert api.answered(sources)["callback_query_id"] == sources
+    assert "text" not in api.answered(sources) and "text" not in api.answered(article)
+    assert len(api.button_answers) == 2  # each press answered once
+    _, shown_sources, shown_article = api.texts_to(101)
+    assert [shown_sources] == fmt.render_sources(remembered)
+    assert "The passage behind What did <he> say?" in visible(shown_sources)
+    assert shown_article.startswith("<code>001_fake.txt</code> · <b>A &lt;fake&gt; title</b>")
+    assert visible(shown_article).endswith("Said: it all & more <b>here</b>.\n\nSecond paragraph.")
+    assert [q for q, _ in answerer.asked] == ["What did <he> say?"]  # nothing asked again
+    assert not api.rejected and fmt.APOLOGY not in api.texts_to(101)
+
+
+async def test_buttons_sit_under_the_last_part_and_one_per_cited_article(api, news):
+    async with initialized(api, FakeAnswerer(), **news) as app:
+        await process(app, api, 101, "two long ones?", user=ALICE)
+        *first, last = api.sent_to(101)
+        assert first and all("reply_markup" not in m for m in first)
+        labels = [text for text, _ in api.buttons(last)]
+        assert labels == ["Sources", "Whole article: A <fake> title", "Whole article: Other news"]
+        other = dict(api.buttons(last))["Whole article: Other news"]
+        await press(app, api, last, other)
+    assert visible(api.texts_to(101)[-1]).endswith("The other article.")
+
+
+async def test_no_buttons_under_refusals_without_passages_nor_errors(api, news):
+    async with initialized(api, FakeAnswerer(), **news) as app:
+        await process(app, api, 101, "nothing at all?", user=ALICE)
+        await process(app, api, 101, "why " * 60, user=ALICE)
+        await process(app, api, 101, "boom?", user=ALICE)
+        await process(app, api, 101, "unquoted?", user=ALICE)
+    nothing, too_long, apology, unquoted = api.sent_to(101)
+    assert apology["text"] == fmt.APOLOGY
+    assert all("reply_markup" not in m for m in (nothing, too_long, apology))
+    assert [text for text, _ in api.buttons(unquoted)] == ["Sources"]  # what it read
+
+
+async def test_buttons_keep_working_after_a_restart_or_say_the_answer_is_too_old(api, news):
+    answerer = FakeAnswerer()
+    long_question = "What did the officials in Kyiv say about the drones and power cuts?"
+    again = long_question.replace("Kyiv", "Kherson long")  # "long": an answer in parts
+    async with initialized(api, answerer, **news) as app:
+        await process(app, api, 101, "Short one?", user=ALICE)
+        await process(app, api, 101, long_question, user=ALICE)
+        asked = await process(app, api, GROUP, f"@newsbot_test_bot {again}", **group_kw())
+    short, long = api.sent_to(101)
+    *_, in_group = api.sent_to(GROUP)  # the buttons are under the last part ...
+    assert len(api.sent_to(GROUP)) >= 2
+    assert in_group["reply_parameters"]["message_id"] == asked["message_id"]  # ... a reply too
+    assert button_data(api, long)["Sources"].count(":") == 1  # the question did not fit
+    answerer.asked.clear()
+    async with initialized(api, answerer, **news) as restarted:  # memory gone
+        await press(restarted, api, short)
+        await press(restarted, api, in_group)
+        too_old = await press(restarted, api, long)
+        await press(restarted, api, long, button_data(api, long)["Whole article"])
+    # Sources retrieved again: for the question the button carries, or the one it replies to.
+    assert [q for q, _ in answerer.asked] == ["Short one?", again]
+    assert "The passage behind Short one?" in visible(api.texts_to(101)[2])
+    sources = api.sent_to(GROUP)[-1]
+    assert f"Passages retrieved for: {again}" in visible(sources["text"])
+    assert sources["reply_parameters"]["message_id"] == in_group["message_id"]
+    assert api.answered(too_old)["text"] == fmt.TOO_OLD
+    [edit] = api.markup_edits  # the Sources button that cannot work goes; the article stays
+    assert int(edit["message_id"]) == long["message_id"]
+    assert list(button_data(api, long)) == ["Whole article"]
+    assert visible(api.texts_to(101)[-1]).endswith("Second paragraph.")
+    assert len(api.texts_to(101)) == 4 and fmt.APOLOGY not in api.texts_to(101)
+
+
+async def test_forged_or_garbled_buttons_get_a_polite_answer_and_never_a_file(
+    api, news, tmp_path, caplog
+):
+    secret = tmp_path / "secret.txt"
+    secret.write_text("TELEGRAM_BOT_TOKEN=not-for-you\n", encoding="utf-8")
+    os.symlink(secret, news["corpus_dir"] / "leak.txt")
+    forged = {
+        None: fmt.BUTTON_BROKEN,  # a game button: no data
+        "": fmt.BUTTON_BROKEN,
+        "a:../secret.txt": fmt.BUTTON_BROKEN,
+        "s:" + "x" * 70: fmt.BUTTON_BROKEN,
+        "\x00\xff garbage": fmt.BUTTON_BROKEN,
+        buttons.article_data("leak.txt"): fmt.ARTICLE_GONE,
+        buttons.article_data("../secret.txt"): fmt.ARTICLE_GONE,
+        buttons.article_data(str(secret)): fmt.ARTICLE_GONE,
+        buttons.article_data("999_deleted.txt"): fmt.ARTICLE_GONE,
+        "s:AAAAAAAA": fmt.TOO_OLD,  # well formed, of no answer known
+    }
+    with caplog.at_level(logging.WARNING):
+        async with initialized(api, FakeAnswerer(), **news) as app:
+            await process(app, api, 101, "nothing here?", user=ALICE)
+            [refusal] = api.sent_to(101)
+            ids = {}
+            for data in forged:
+                query = api.callback_query(refusal, data or "", ALICE)
+                if data is None:
+                    del query["data"]
+                    query["game_short_name"] = "chess"
+                update = {"update_id": next(_update_ids), "callback_query": query}
+                await app.process_update(Update.de_json(update, app.bot))
+                ids[data] = query["id"]
+    assert {data: api.answered(i)["text"] for data, i in ids.items()} == forged
+    assert len(api.texts_to(101)) == 1 and not api.documents  # nothing sent for any of them
+    assert not api.markup_edits  # the message had no Sources button to take away
+    assert "not-for-you" not in json.dumps(api.calls)
+    assert "Traceback" not in caplog.text and "error while handling" not in caplog.text
+
+
+async def test_strangers_buttons_are_answered_and_do_nothing(api, news):
+    answerer = FakeAnswerer()
+    async with initialized(api, answerer, telegram_allowed_users="101", **news) as app:
+        await process(app, api, GROUP, "@newsbot_test_bot what?", **group_kw())
+        [answer] = api.sent_to(GROUP)
+        ids = [await press(app, api, answer, data, STRANGER) for _, data in api.buttons(answer)]
+    assert [api.answered(i)["text"] for i in ids] == [fmt.NOT_ALLOWED] * 2
+    assert len(api.sent_to(GROUP)) == 1 and len(answerer.asked) == 1
+
+
+async def test_a_long_article_comes_as_one_txt_document(api, news):
+    body = "\n".join(f"Paragraph {i}: " + "the <long> & winding road. " * 60 for i in range(20))
+    text = f"A <fake> title\ndate 2022-11-09 {body}\n"
+    (news["corpus_dir"] / "001_fake.txt").write_text(text, encoding="utf-8")
+    async with initialized(api, FakeAnswerer(), **news) as app:
+        await process(app, api, GROUP, "/ask what?", **group_kw())
+        [answer] = api.sent_to(GROUP)
+        await press(app, api, answer, button_data(api, answer)["Whole article"])
+    [document] = api.documents
+    assert document["file"].decode("utf-8") == text and document["filename"] == "001_fake.txt"
+    assert document["caption"].startswith("<code>001_fake.txt</code> · <b>A &lt;fake&gt; title")
+    assert document["reply_parameters"]["message_id"] == answer["message_id"]  # threaded
+    assert len(api.sent_to(GROUP)) == 1  # the document instead of many messages
+
+
+# -- inline mode ---------------------------------------------------------------------------
+async def test_inline_mode_offers_the_answer_to_allowed_users_only(api, monkeypatch):
+    monkeypatch.setattr(tg, "INLINE_PAUSE", 0.01)
+    answerer = FakeAnswerer()
+    async with initialized(api, answerer, telegram_allowed_users="@alice") as app:
+        asked = await type_inline(app, api, "What did <he> say?")
+        stranger = await type_inline(app, api, "What did he say?", user=STRANGER)
+        short = await type_inline(app, api, "Wh")
+        empty = await type_inline(app, api, "   ")
+        too_long = await type_inline(app, api, "why " * 60)
+    [result] = api.answered(asked)["results"]
+    assert result["type"] == "article" and result["title"] == "Said: What did <he> say?"
+    content = result["input_message_content"]
+    assert content["parse_mode"] == "HTML" and html_error(content["message_text"]) is None
+    assert visible(content["message_text"]).startswith("What did <he> say?\n\n001_fake.txt")
+    assert api.answered(asked)["is_personal"] in (True, "true")  # never cached for others
+    for query in (stranger, short, empty, too_long):
+        assert api.answered(query)["results"] == []
+    assert [q for q, _ in answerer.asked] == ["What did <he> say?", " ".join(["why"] * 60)]
+    assert not api.sent  # inline mode sends nothing itself
+
+
+async def test_inline_typing_is_answered_for_the_last_query_only(api, monkeypatch):
+    monkeypatch.setattr(tg, "INLINE_PAUSE", 0.3)
+    answerer = FakeAnswerer()
+    async with initialized(api, answerer) as app:
+        typed = ["What did", "What did he", "What did he say?"]
+        ids = await asyncio.gather(*(type_inline(app, api, q) for q in typed))
+    assert [q for q, _ in answerer.asked] == ["What did he say?"]
+    assert [api.answered(i) is not None for i in ids] == [False, False, True]
+
+
+async def test_a_slow_inline_answer_does_not_hold_up_the_bot(api, monkeypatch):
+    monkeypatch.setattr(tg, "INLINE_PAUSE", 0.01)
+    answerer = FakeAnswerer(delay=3.0)
+    async with running(api, answerer):
+        slow = api.inline_query(ALICE, "a slow question?")
+        await until(lambda: answerer.asked, 10, "slow inline question asked")
+        api.send_text(102, "a quick one?", user=BOB)
+        await until(lambda: api.sent_to(102), 10, "quick answer")
+        assert api.answered(slow) is None  # still thinking
+        await until(lambda: api.answered(slow), 15, "slow inline answer")
+
+
+async def test_a_polling_bot_asks_telegram_for_button_presses_and_inline_queries(api, news):
+    # Telegram sends only the kinds of update a bot asks for (allowed_updates).
+    async with running(api, FakeAnswerer(), **news):
+        api.send_text(101, "what did he say?", user=ALICE)
+        await until(lambda: api.sent_to(101), 10, "the answer")
+        pressed = api.press(api.sent_to(101)[0], user=ALICE)
+        inline = api.inline_query(ALICE, "what did she say?")
+        await until(lambda: api.answered(pressed) and api.answered(inline), 10, "both answered")
+        await until(lambda: len(api.sent_to(101)) == 2, 10, "the sources")
+    assert "The passage behind what did he say?" in visible(api.texts_to(101)[1])
+
+
+# -- threads in groups ---------------------------------------------------------------------
+async def test_in_groups_replies_thread_to_the_question_even_once_it_is_deleted(api, news):
+    async with initialized(api, FakeAnswerer(), **news) as app:
+        kept = await process(app, api, GROUP, "@newsbot_test_bot first?", **group_kw())
+        for text in ("@newsbot_test_bot deleted?", "@newsbot_test_bot boom?"):
+            message = api.message(GROUP, text, **group_kw())
+            api.delete_message(GROUP, message["message_id"])
+            update = {"update_id": next(_update_ids), "message": message}
+            await app.process_update(Update.de_json(update, app.bot))
+        answer = api.sent_to(GROUP)[0]
+        await press(app, api, answer)
+    first, deleted, apology, sources = api.sent_to(GROUP)
+    assert first["reply_parameters"]["message_id"] == kept["message_id"]
+    assert "Said: deleted?" in visible(deleted["text"])  # sent anyway, without the thread
+    assert apology["text"] == fmt.APOLOGY  # so is the apology
+    assert sources["reply_parameters"]["message_id"] == answer["message_id"]
+    assert not api.rejected
+    # In a private chat nothing is threaded: the conversation is one thread already.
+    async with initialized(api, FakeAnswerer(), **news) as app:
+        await process(app, api, 101, "boom?", user=ALICE)
+        await process(app, api, 101, "private?", user=ALICE)
+        await press(app, api, api.sent_to(101)[1])
+    assert all("reply_parameters" not in m for m in api.sent_to(101))
 
 
 @pytest.fixture
@@ -759,6 +1037,22 @@ async def test_end_to_end_over_the_example_articles(api, news_index, bundled_emb
         assert "Iran is supporting Russia" in visible(reply)
         assert "<blockquote>" in reply
 
+        # Under it, buttons: the passages behind it, and the article it quotes, read whole.
+        first = api.sent_to(101)[-1]
+        data = dict(api.buttons(first))
+        assert list(data)[0] == "Sources" and buttons.article_data(SKY) in data.values()
+        remembered = await until(lambda: app.chat_data[101].get(tg.LAST), 10, "remembered")
+        expected = fmt.render_sources(remembered)
+        before = len(api.sent_to(101))
+        api.press(first, data["Sources"], user=ALICE)
+        await until(lambda: len(api.sent_to(101)) == before + len(expected), 30, "sources")
+        assert api.texts_to(101)[before:] == expected
+        api.press(first, buttons.article_data(SKY), user=ALICE)
+        await until(lambda: len(api.sent_to(101)) == before + len(expected) + 1, 30, "article")
+        whole = api.texts_to(101)[-1]
+        assert whole.startswith(f"<code>{SKY}</code> · <b>Russia’s Kherson retreat")
+        assert "Iran is supporting Russia" in visible(whole)
+
         # A follow-up leans on the conversation ...
         [follow_up] = await alice.say("What did he tell Sky News?")
         assert SKY in follow_up and "Stoltenberg" in visible(follow_up)
@@ -801,6 +1095,15 @@ async def test_end_to_end_over_the_example_articles(api, news_index, bundled_emb
         # A user not on the allow list: one polite refusal, nothing from the corpus.
         stranger = Chat(api, 666, STRANGER)
         assert await stranger.say("What did Stoltenberg say about Iran?") == [fmt.NOT_ALLOWED]
+
+        # Inline mode: the answer, offered to send to any chat; strangers are offered nothing.
+        asked = api.inline_query(ALICE, "What did Stoltenberg say about Iran?")
+        refused = api.inline_query(STRANGER, "What did Stoltenberg say about Iran?")
+        await until(lambda: api.answered(asked) and api.answered(refused), 30, "inline answers")
+        [result] = api.answered(asked)["results"]
+        offered = result["input_message_content"]["message_text"]
+        assert SKY in offered and "Iran is supporting Russia" in visible(offered)
+        assert api.answered(refused)["results"] == []
 
         # Groups: chatter is ignored; a mention is answered, as a reply.
         chatter = api.send_text(GROUP, "Stoltenberg said what about Iran?", user=groupie,

@@ -14,10 +14,13 @@ from bot.telegram_format import (
     MESSAGE_LIMIT,
     NO_SOURCES,
     UserList,
+    article_caption,
     html_to_text,
     pack,
     parse_users,
+    render_article,
     render_html,
+    render_inline,
     render_report,
     render_sources,
     render_stats,
@@ -25,6 +28,7 @@ from bot.telegram_format import (
     tg_len,
 )
 from bot.types import Answer, DirectAnswer, IndexStats, Passage, Quote
+from index.articles import Article
 from index.build import BuildReport
 from index.errors import SettingsError
 
@@ -192,7 +196,64 @@ def test_sources_show_every_passage_in_full_and_split():
         assert joined.index(f"Passage {i}:") < joined.index(f"Passage {i + 1}:") if i < 7 else True
     assert "<blockquote expandable>" in parts[0]
     assert render_sources(None) == [NO_SOURCES]
-    assert render_sources(Answer(question="q", text="")) == [NO_SOURCES]
+    nothing = Answer(question="q <2>", text="", refused=True)
+    assert render_sources(nothing) == ["No passages were retrieved for: q &lt;2&gt;"]
+
+
+# -- whole articles and inline answers ----------------------------------------------------
+def article(body: str, source: str = "dir/we<ird>.txt", title: str | None = "A <b> & title"):
+    text = f"{title}\n{body}" if title else body
+    start = len(title) + 1 if title else 0
+    return Article(source, text, title, "2022-11-09", ((start, len(text)),))
+
+
+def test_a_short_article_is_one_message_headed_by_its_label():
+    body = f"{SPECIALS}\n\nSecond paragraph."
+    [message] = render_article(article(body))
+    assert_valid([message])
+    assert message.startswith("<code>dir/we&lt;ird&gt;.txt</code> · <b>A &lt;b&gt; &amp; title</b>")
+    assert visible(message).endswith(f"{SPECIALS}\n\nSecond paragraph.")
+
+
+def test_a_long_article_is_split_into_numbered_parts_losing_nothing():
+    paragraphs = [f"Paragraph {i}: " + "a < b & c. " * 90 for i in range(12)]
+    paragraphs.append("One giant sentence " + "é<&>" * 3000)  # longer than one message
+    parts = render_article(article("\n".join(paragraphs), title=None))
+    assert len(parts) > 3
+    assert_valid(parts)
+    assert all(p.startswith(f"<code>dir/we&lt;ird&gt;.txt</code> · 2022-11-09 ({i}/{len(parts)})")
+               for i, p in enumerate(parts, 1))  # fmt: skip
+    body = " ".join(visible(p).split("\n\n", 1)[1] for p in parts)
+    # In order and whole (a giant word is cut into pieces, so compare without spaces).
+    assert "".join(body.split()) == "".join("".join(paragraphs).split())
+
+
+def test_an_article_caption_fits_telegram_caption_limit():
+    assert article_caption(article("x")) == render_article(article("x"))[0].split("\n")[0]
+    long = article("x", source="d/" + "n" * 3000 + ".txt")
+    assert html_error(article_caption(long)) is None and len(article_caption(long)) <= 1024
+
+
+def test_an_inline_answer_names_its_question_and_fits_one_message():
+    answer = extractive(quote("Iran <supplies> drones & more.", "001.txt", "Kherson"))
+    answer.question = "What did <he> say?"
+    shown = render_inline(answer, "newsbot_test_bot")
+    assert_valid([shown.html])
+    assert shown.html.startswith("<b>What did &lt;he&gt; say?</b>")
+    assert "Iran <supplies> drones & more." in visible(shown.html)
+    assert shown.title == "Iran <supplies> drones & more." and shown.description == "From 001.txt"
+    assert "Shortened" not in shown.html
+
+    many = extractive(*[quote(f"Quote {i}: " + "word " * 150, f"{i}.txt") for i in range(12)])
+    long = render_inline(many, "newsbot_test_bot")
+    assert_valid([long.html])
+    assert long.html.endswith("<i>Shortened: ask @newsbot_test_bot for the whole answer.</i>")
+    assert "Quote 0:" in long.html and "Quote 11:" not in long.html
+    assert len(long.title) <= 100 and len(long.description) <= 200
+
+    refused = Answer(question="Who won?", text="I could not find this.", refused=True)
+    assert render_inline(refused, "b").title == "No answer in the articles"
+    assert "I could not find this." in render_inline(refused, "b").html
 
 
 def test_html_to_text_undoes_our_markup():
