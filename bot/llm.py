@@ -6,8 +6,10 @@
 1. Condense: with history, the LLM rewrites the follow-up as a standalone question from the
    last few questions of the conversation (on an unusable reply, the extractive answerer's
    own standalone question is used).
-2. Write: the top passages, each re-read from its file and numbered [n] with its source, go to
-   the LLM, which must cite [n] after each claim or reply exactly `REFUSAL`.
+2. Write: the top passages -- retrieval's chunks as the llama-index nodes a llama-index
+   application gets from `bot.llamaindex`, in retrieval's order (reordering chunks by the
+   cross-encoder measured worse) -- each re-read from its file and numbered [n] with its
+   source, go to the LLM, which must cite [n] after each claim or reply exactly `REFUSAL`.
 3. Check the citations: citations of passages that were not given are removed, and so is every
    line that cites nothing (it would be a claim without a source), and any list of sources the
    model wrote itself.
@@ -40,7 +42,9 @@ from collections.abc import Sequence
 from urllib.parse import urlsplit
 
 from llama_index.core.llms import ChatMessage
+from llama_index.core.schema import NodeWithScore, TextNode
 
+from bot.llamaindex import passage_node
 from bot.read import cut_marks
 from bot.rerank import SharedReranker
 from bot.retrieve import Hit
@@ -215,7 +219,7 @@ def answer_with_llm(
         question = extractive.question
         if history:
             question = _condense(llm, extractive, history, settings)
-        passages = _numbered_passages(hits, settings)
+        passages = _numbered_passages([passage_node(hit) for hit in hits], settings)
         if not passages:
             raise LLMUnusable(NOTICE_UNUSABLE)
         reply = _chat(llm, ANSWER_SYSTEM, _answer_prompt(question, passages))
@@ -258,44 +262,52 @@ def _condense(llm, extractive: Answer, history: Sequence[Answer], settings: BotS
 
 @dataclasses.dataclass(frozen=True)
 class Numbered:
+    """Passage [number] of the prompt: a retrieved chunk as llama-index's node of it
+    (`bot.llamaindex.passage_node`), and the text of its file."""
+
     number: int
-    hit: Hit
+    node: TextNode
     article: str  # the whole text of its file, as checked
 
     @property
+    def text(self) -> str:
+        return self.node.text
+
+    @property
     def quote(self) -> Quote:
-        meta = self.hit.meta
+        meta = self.node.metadata
         return Quote(
-            self.hit.text,
-            self.hit.source,
-            int(meta["start"]),
-            int(meta["end"]),
-            meta.get("title") or None,
-            meta.get("date") or None,
+            self.node.text,
+            meta["source"],
+            self.node.start_char_idx,
+            self.node.end_char_idx,
+            meta.get("title"),
+            meta.get("date"),
         )
 
 
-def _numbered_passages(hits: list[Hit], settings: BotSettings) -> list[Numbered]:
+def _numbered_passages(nodes: list[NodeWithScore], settings: BotSettings) -> list[Numbered]:
     """The top passages that their files still say, numbered from 1."""
     texts: dict[str, str | None] = {}
-    kept: list[Hit] = []
-    for hit in hits:
+    kept: list[TextNode] = []
+    for node in (n.node for n in nodes):
         if len(kept) == LLM_PASSAGES:
             break
-        source = hit.source
+        source = node.metadata["source"]
         if source not in texts:
             texts[source] = read_source_text(settings.corpus_dir, source)
         text = texts[source]
-        start, end = int(hit.meta["start"]), int(hit.meta["end"])
-        if text is None or text[start:end] != hit.text:
+        if text is None or text[node.start_char_idx : node.end_char_idx] != node.text:
             log.warning("left out a passage of %s: the file no longer says it", source)
             continue
-        kept.append(hit)
-    return [Numbered(n, hit, texts[hit.source]) for n, hit in enumerate(kept, start=1)]
+        kept.append(node)
+    return [
+        Numbered(n, node, texts[node.metadata["source"]]) for n, node in enumerate(kept, start=1)
+    ]
 
 
 def _answer_prompt(question: str, passages: list[Numbered]) -> str:
-    blocks = [f"[{p.number}] {_label(p.quote)}\n{p.hit.text.strip()}" for p in passages]
+    blocks = [f"[{p.number}] {_label(p.quote)}\n{p.text.strip()}" for p in passages]
     return "Passages:\n\n" + "\n\n".join(blocks) + f"\n\nQuestion: {question}"
 
 
@@ -416,7 +428,7 @@ def _supported(line: str, given: dict[int, Numbered], checker: SupportCheck) -> 
             if not WORD.search(CITATION_RUN.sub("", claim)):
                 keep.append([])  # "[1] Iran sent drones [2].": the first run cites nothing
                 continue
-            support = checker.check(claim, [given[n].hit.text for n in numbers])
+            support = checker.check(claim, [given[n].text for n in numbers])
             if not support.supported:
                 break
             keep.append([n for k, n in enumerate(numbers) if k in support.supporting])
@@ -487,7 +499,7 @@ def _evidence_quotes(passage: Numbered, evidence: list[tuple[int, Evidence]]) ->
         quotes.append(
             dataclasses.replace(
                 base,
-                text=passage.hit.text[start:end],
+                text=passage.text[start:end],
                 start=base.start + start,
                 end=base.start + end,
                 cut_before=e.cut_before or inside_before,
