@@ -38,7 +38,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from bot.dates import recent_days
+from bot.dates import DayRange, recent_days
 from bot.findings import Finding
 from bot.question import Question, analyze
 from bot.read import (
@@ -55,10 +55,9 @@ from bot.settings import BotSettings
 from bot.speakers import speaker_words
 from bot.types import Answer, DirectAnswer, IndexStats, Passage, Quote
 from index.articles import read_source_text
-from index.embeddings import make_embedder
 from index.errors import NewsbotError
-from index.lexical import cache_path, stem, words
-from index.store import ChunkStore, chunking_id
+from index.lexical import stem, words
+from index.store import ChunkStore
 
 log = logging.getLogger(__name__)
 
@@ -107,6 +106,31 @@ class Parsed:
     extra_words: list[str]
 
 
+@dataclass(frozen=True)
+class Retrieval:
+    """What an answer asks retrieval for: equal requests over one index get the same hits."""
+
+    question: str
+    k: int
+    days: DayRange | None
+    query_words: tuple[str, ...]
+    recent: DayRange | None
+
+
+def retrieval_request(
+    standalone: str, extra_words: Sequence[str], period, asked_on: dt.date, settings
+) -> Retrieval:
+    """The retrieval for a standalone question whose asked-for period is `period`."""
+    days = period.days if period else None
+    return Retrieval(
+        standalone,
+        max(settings.top_k, POLICY.passages),
+        days,
+        tuple(words(standalone)) + tuple(extra_words),
+        None if days else recent_days(asked_on),
+    )
+
+
 class Answerer:
     def __init__(
         self,
@@ -115,13 +139,12 @@ class Answerer:
         store: ChunkStore | None = None,
         llm=None,
         reranker=None,
+        retriever=None,
     ):
+        """`retriever` is anything with HybridRetriever's interface (`bot.prefetch` gives one
+        that retrieved in another process); by default the index of `settings` is opened."""
         self.settings = settings
-        self.embedder = embedder or make_embedder(settings)
-        self.store = store or ChunkStore(settings)
-        self.store.open()
-        self.store.check_compatible(self.embedder.model_id, chunking_id(settings))
-        self.retriever = HybridRetriever(self.store, self.embedder, cache_path(settings.store_dir))
+        self.retriever = retriever or HybridRetriever.open(settings, embedder, store)
         self.llm = llm
         if reranker is None and settings.rerank:
             from bot.rerank import SharedReranker
@@ -129,9 +152,17 @@ class Answerer:
             reranker = SharedReranker()
         self.reader = Reader(POLICY, reranker, settings.max_quotes)
 
+    @property
+    def embedder(self):
+        return self.retriever.embedder
+
+    @property
+    def store(self) -> ChunkStore:
+        return self.retriever.store
+
     # -- public -----------------------------------------------------------------------------
     def stats(self) -> IndexStats:
-        info = self.store.info()
+        info = self.retriever.info()
         return IndexStats(info.articles, info.chunks, info.date_min, info.date_max, info.built_at)
 
     def refresh(self) -> bool:
@@ -173,20 +204,21 @@ class Answerer:
         asked_on = asked_on or dt.date.today()
         asked = analyze(parsed.standalone, asked_on)
         understood_at = time.perf_counter()
-        days = asked.period.days if asked.period else None
-        query_words = words(parsed.standalone) + parsed.extra_words
+        request = retrieval_request(
+            parsed.standalone, parsed.extra_words, asked.period, asked_on, self.settings
+        )
         hits = self.retriever.retrieve(
-            parsed.standalone,
-            max(self.settings.top_k, POLICY.passages),
-            days,
-            query_words,
-            recent=None if days else recent_days(asked_on),
+            request.question,
+            request.k,
+            request.days,
+            list(request.query_words),
+            recent=request.recent,
         )
         retrieved_at = time.perf_counter()
         # "this week" says when, not what: a sentence need not contain its words to answer
         # (retrieval keeps them: articles of that week tend to say "this week").
         when = set(words(asked.period.phrase)) if asked.period else set()
-        query_words = [w for w in query_words if w not in when]
+        query_words = [w for w in request.query_words if w not in when]
         answer = self._read(question, parsed, asked, hits, query_words, when)
         answer.timings = {
             "understand": round(understood_at - started, 4),
@@ -360,7 +392,7 @@ class Answerer:
         )
         similarity = max(h.similarity for h in hits)
         margin = self.settings.min_relevance
-        min_similarity = MIN_SIMILARITY.get(self.embedder.model_id, -1.0)
+        min_similarity = MIN_SIMILARITY.get(self.retriever.model_id, -1.0)
         if speaker and not any(speaker & _chunk_words(h) for h in hits):
             return False
         return (
@@ -505,10 +537,10 @@ def format_answer(quotes: list[Quote], direct: Sequence[DirectAnswer] = ()) -> s
     return "\n\n".join(blocks)
 
 
-def make_answerer(settings: BotSettings) -> Answerer:
+def make_answerer(settings: BotSettings, retriever=None) -> Answerer:
     llm = None
     if settings.llm != "none":
         from bot.llm import make_llm
 
         llm = make_llm(settings)
-    return Answerer(settings, llm=llm)
+    return Answerer(settings, llm=llm, retriever=retriever)

@@ -172,16 +172,23 @@ def format_report(report, settings) -> str:
 
 # -- ask / chat / eval / telegram -----------------------------------------------------------
 def _run_ask(args) -> int:
+    import datetime as dt
+
+    from bot.prefetch import prefetch
     from bot.preload import preload_models
 
     settings = _settings()
-    loading = preload_models(settings)  # before the imports below, which take a second
+    question, today = printable(decoded(args.question)), dt.date.today()
+    # Retrieval starts in a forked child first (no thread may run yet), then the reading
+    # models load in a thread while this one imports the rest: see bot.prefetch.
+    retriever = prefetch(settings, question, today)
+    loading = preload_models(settings)
     try:
         from bot.answer import make_answerer
         from bot.render import render_text, use_color
 
-        answerer = make_answerer(settings)
-        answer = answerer.answer(printable(decoded(args.question)), [])
+        answerer = make_answerer(settings, retriever=retriever)
+        answer = answerer.answer(question, [], asked_on=today)
         if args.json:
             print(json_text(answer.to_dict()))
         else:
@@ -190,6 +197,8 @@ def _run_ask(args) -> int:
         # An answer that needs no reranker can be ready while its ONNX session is still
         # being made; leaving then aborts in ONNX Runtime's teardown (status 134).
         loading.join()
+        if retriever is not None:
+            retriever.close()
     return 0
 
 

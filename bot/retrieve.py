@@ -33,8 +33,8 @@ import numpy as np
 
 from bot.dates import DayRange
 from index.errors import IndexChangedError
-from index.lexical import BM25Index, words
-from index.store import ChunkStore
+from index.lexical import BM25Index, cache_path, words
+from index.store import ChunkStore, chunking_id
 
 log = logging.getLogger(__name__)
 
@@ -67,6 +67,18 @@ class Hit:
 
 
 class HybridRetriever:
+    @classmethod
+    def open(cls, settings, embedder=None, store: ChunkStore | None = None) -> HybridRetriever:
+        """Retrieval over the index `settings` name, checked to have been built with the
+        embedding model and chunking the settings ask for (else `IndexMismatchError`)."""
+        from index.embeddings import make_embedder
+
+        embedder = embedder or make_embedder(settings)
+        store = store or ChunkStore(settings)
+        store.open()
+        store.check_compatible(embedder.model_id, chunking_id(settings))
+        return cls(store, embedder, cache_path(settings.store_dir))
+
     def __init__(self, store: ChunkStore, embedder, cache_path=None):
         self.store = store
         self.embedder = embedder
@@ -74,6 +86,14 @@ class HybridRetriever:
         self.bm25 = BM25Index.load(cache_path) if cache_path else BM25Index()
         self._lock = threading.Lock()
         self.generation: int | None = None
+
+    @property
+    def model_id(self) -> str:
+        return self.embedder.model_id
+
+    def info(self):
+        """The index's metadata (`index.store.IndexInfo`), read afresh."""
+        return self.store.info()
 
     def sync(self) -> bool:
         """Bring BM25 in step with the index; True if the index changed since last time."""

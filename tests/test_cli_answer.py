@@ -210,6 +210,8 @@ def test_a_cold_answer_with_the_real_models_never_imports_torch(workdir, cli_env
         "assert main(['ask', \"What is Sergey Shoigu's job?\"]) == 0\n"
         "assert 'torch' not in sys.modules, 'torch was imported'\n"
         "assert 'spacy' in sys.modules and 'bot.rerank' in sys.modules\n"
+        # The index was opened and the question retrieved in a forked child (bot.prefetch).
+        "assert 'chromadb' not in sys.modules, 'the index was opened here too'\n"
     )
     done = subprocess.run(
         [sys.executable, "-c", code], env=env, cwd=workdir, capture_output=True, text=True
