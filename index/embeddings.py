@@ -20,15 +20,10 @@ never queried with vectors from another model.
   share words are close), unlike llama-index's `MockEmbedding`, which gives every text the same
   vector.
 
-The torch runtime is sentence-transformers' own `SentenceTransformer`, used through its public
-API (`encode`, `tokenizer`, `max_seq_length`). llama-index's `HuggingFaceEmbedding` wraps the
-same class but keeps it private (`_model`), which we needed for the tokenizer, the window and
-one-call bulk encoding; it also retries a failed encode twice, seconds apart, and converts
-every vector to a Python list. Vectors are the model's plain, normalized sentence vectors with
-no prompt (`prompt=""` also overrides a model's default prompt), as the ONNX path computes them
-and as `HuggingFaceEmbedding` gave for the bundled model or any local folder; for Hugging Face
-names it knew (BGE, Instructor) it prepended an instruction, which newsbot does not. Named
-models are looked up in the Hugging Face cache.
+The torch runtime is llama-index's `HuggingFaceEmbedding` (sentence-transformers underneath),
+used through its public API only: `get_text_embedding_batch` for documents,
+`get_query_embedding` for queries, `max_length` for the window. The ONNX export is checked
+against sentence-transformers' own vectors, which are the same.
 
 The tokenizer is read straight from `tokenizer.json` when the model is a folder, so that the
 indexer can chunk -- and find out that nothing changed -- without importing torch; the model
@@ -293,7 +288,11 @@ class Embedder:
             from tokenizers import Tokenizer
 
             return make_tokenize(Tokenizer.from_file(str(tokenizer_file)))
-        return make_tokenize(self.model.tokenizer.backend_tokenizer)
+        from transformers import AutoTokenizer  # a named model: its tokenizer, not the model
+
+        _configure_hf_env()
+        target = str(self.path) if self.path.exists() else self.name
+        return make_tokenize(AutoTokenizer.from_pretrained(target).backend_tokenizer)
 
     @cached_property
     def max_tokens(self) -> int:
@@ -302,7 +301,7 @@ class Embedder:
             import json
 
             return int(json.loads(config.read_text()).get("max_seq_length", MODEL_WINDOW))
-        return int(self.model.max_seq_length)
+        return int(self.model.max_length)
 
     @property
     def onnx(self) -> OnnxEncoder | None:
@@ -351,14 +350,16 @@ class Embedder:
 
     @cached_property
     def model(self):
-        """The sentence-transformers model (torch), loaded on first use."""
+        """llama-index's HuggingFaceEmbedding of the model (torch), loaded on first use."""
         _configure_hf_env()
         logging.getLogger("sentence_transformers").setLevel(logging.WARNING)
         try:
-            from sentence_transformers import SentenceTransformer
+            from llama_index.embeddings.huggingface import HuggingFaceEmbedding
 
             target = str(self.path) if self.path.exists() else self.name
-            return SentenceTransformer(target, device="cpu")
+            return HuggingFaceEmbedding(
+                model_name=target, device="cpu", embed_batch_size=self.batch_size
+            )
         except Exception as exc:  # model loaders raise OSError, ValueError, HTTP errors...
             raise EmbeddingModelError(
                 f"Cannot load the embedding model {self.name!r} ({type(exc).__name__}). "
@@ -396,20 +397,10 @@ class Embedder:
         encoder = self.onnx
         if encoder is not None:
             return encoder.encode([text])[0]
-        return self._encode([text])[0]
+        return np.asarray(self.model.get_query_embedding(text), dtype=np.float32)
 
     def _encode(self, texts: Sequence[str]) -> np.ndarray:
-        return np.asarray(
-            self.model.encode(
-                list(texts),
-                prompt="",
-                batch_size=self.batch_size,
-                normalize_embeddings=True,
-                convert_to_numpy=True,
-                show_progress_bar=False,
-            ),
-            dtype=np.float32,
-        )
+        return np.asarray(self.model.get_text_embedding_batch(list(texts)), dtype=np.float32)
 
 
 class HashingEmbedder:
