@@ -437,7 +437,7 @@ STOP = {"the", "a", "an", "of", "to", "in", "on", "for", "and", "as", "at", "by"
 def latency_questions(corpus: Path, count: int) -> list[str]:
     """Questions about the corpus's own articles, alternating two kinds a user asks: about a
     headline's subject, and "what did X say about Y?" with X someone quoted in the article."""
-    from index.articles import SkippedFile, list_article_files, load_article
+    from index.articles import ArticleFileError, list_article_files, load_article
 
     files = list_article_files(corpus)
     step = max(1, len(files) // max(count, 1))
@@ -447,7 +447,7 @@ def latency_questions(corpus: Path, count: int) -> list[str]:
             break
         try:
             article = load_article(corpus, path)
-        except SkippedFile:
+        except ArticleFileError:
             continue
         title = article.title or article.body.split(".")[0][:80]
         topic = [w for w in re.findall(r"[A-Za-z][\w'-]+", title) if w.lower() not in STOP]

@@ -5,11 +5,15 @@ as it is (no paths to secrets, no tracebacks) and says what to do next. The CLI 
 one line and exits non-zero; the Telegram bot logs it and sends a short apology instead.
 
     NewsbotError
-    ├── SettingsError        a setting has an invalid value (names the variable)
+    ├── SettingsError        a setting has an invalid value (names the variable), or the
+    │                        settings file cannot be read; raised when settings are read
     ├── IndexMissingError    no index yet: run `newsbot index`
     ├── IndexMismatchError   index built with another model or chunking: `newsbot index --rebuild`
     ├── IndexBusyError       another indexer holds the lock
     ├── EmbeddingModelError  the embedding model cannot be loaded
+    ├── ArticleFileError     one file of the corpus folder cannot be indexed (empty, binary,
+    │                        unreadable, a link out of the folder); `reason` says why. The
+    │                        build catches it and reports the file as skipped, and goes on
     └── StoreError           Chroma cannot be reached, opened, read or written (damaged,
         │                    read-only, disk full); the message says what to do
         └── IndexChangedError  rows, or the collection, went while being read (an indexer
@@ -23,6 +27,13 @@ The answerer adds its own, defined where they are raised (bot imports index, nev
     │                                front ends show its message as a polite reply
     ├── bot.nlp.LanguageModelError   spaCy or its English pipeline cannot be loaded
     └── bot.rerank.RerankerError     the cross-encoder's files are missing or altered
+
+Not an error, and so outside the hierarchy: `bot.llm.LLMUnusable` carries the notice shown
+when an LLM's reply cannot be used; the answer falls back to the extractive one, a result.
+
+Two errors a user can cause are not ours, and the CLI (`bot.cli.main`) says them in one line
+too: a pydantic ``ValidationError`` that did not come through `load_settings` (named like a
+`SettingsError`), and Ctrl-C (``KeyboardInterrupt``, status 130), which says what to do next.
 """
 
 
@@ -56,3 +67,12 @@ class StoreError(NewsbotError):
 
 class IndexChangedError(StoreError):
     pass
+
+
+class ArticleFileError(NewsbotError):
+    """A file of the corpus folder that cannot be indexed; `reason` says why in a few words."""
+
+    def __init__(self, source: str, reason: str):
+        super().__init__(f"{source}: {reason}")
+        self.source = source
+        self.reason = reason

@@ -1,34 +1,55 @@
 """Typed settings for the indexer, read from the environment and `.env`.
 
-Every field is a `NEWSBOT_*` variable (the field name in upper case). `bot.settings` extends this
-class with the answerer's and the front ends' settings; both read the same `.env` and ignore
-what they do not know. `.env.example` lists every field with its default, and a test keeps it
-complete.
+Every field is a `NEWSBOT_*` variable (the field name in upper case), made its validation alias
+by the model's alias generator, so the name pydantic reads is the name an error shows; fields
+keep their Python names for code (`validate_by_name`). `bot.settings` extends this class with
+the answerer's and the front ends' settings; both read the same `.env` and ignore what they do
+not know. `.env.example` lists every field with its default, and a test keeps it complete.
 
-`load_settings()` turns pydantic's validation errors into a `SettingsError` that names the
+Every check of a value is made here, by the field's type or a validator, so a bad value stops
+the command at start-up, before any model loads, and code that uses a setting takes it as it
+is. `load_settings()` turns pydantic's validation errors into a `SettingsError` that names the
 variable, so a typo in `.env` is one readable line, not a traceback; so is a `.env` that is not
-UTF-8 (it names the file and the line). An empty `NEWSBOT_CORPUS_DIR=` or `NEWSBOT_STORE_DIR=`
-would mean the working folder -- indexing whatever is there, or filling it with the index -- so
-it is refused; `.` says so on purpose.
+UTF-8 (it names the file and the line) or cannot be read at all. An empty `NEWSBOT_CORPUS_DIR=`
+or `NEWSBOT_STORE_DIR=` would mean the working folder -- indexing whatever is there, or filling
+it with the index -- so it is refused; `.` says so on purpose. `NEWSBOT_CHROMA_HOST` is a host
+name or an http(s) URL, as chromadb's `HttpClient` takes it.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 from typing import Any, Literal, TypeVar
+from urllib.parse import urlsplit
 
-from pydantic import Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    AliasGenerator,
+    BaseModel,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+from pydantic.fields import FieldInfo
 from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import SettingsError as SourceError
 
 from index.errors import SettingsError
 
 BUNDLED_MODEL = "bundled"
 MODEL_WINDOW = 256  # wordpieces all-MiniLM-L6-v2 reads; longer input is silently cut
+PREFIX = "NEWSBOT_"
+
+
+def _variable(field: str) -> str:
+    return f"{PREFIX}{field.upper()}"
 
 
 class IndexSettings(BaseSettings):
     model_config = SettingsConfigDict(
-        env_prefix="NEWSBOT_",
+        alias_generator=AliasGenerator(validation_alias=_variable),
+        validate_by_name=True,
         env_file=".env",
         env_file_encoding="utf-8",
         extra="ignore",
@@ -59,7 +80,8 @@ class IndexSettings(BaseSettings):
         48, ge=0, description="wordpieces of trailing sentences repeated at the next chunk's start"
     )
     chroma_host: str | None = Field(
-        None, description="Chroma server host; empty = embedded Chroma in the store dir"
+        None,
+        description="Chroma server host (or http(s) URL); empty = embedded Chroma in the store dir",
     )
     chroma_port: int = Field(8000, ge=1, le=65535, description="Chroma server port")
     log_level: str = Field("WARNING", description="DEBUG, INFO, WARNING or ERROR")
@@ -77,7 +99,24 @@ class IndexSettings(BaseSettings):
     @field_validator("chroma_host", mode="before")
     @classmethod
     def _empty_host_is_none(cls, value: Any) -> Any:
-        return value or None
+        return (value.strip() if isinstance(value, str) else value) or None
+
+    @field_validator("chroma_host")
+    @classmethod
+    def _host_or_url(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        if "/" in value:  # a URL, which chromadb takes as it is
+            if http_url(value) is None:
+                raise ValueError(
+                    "must be a host name (e.g. chroma.local) or an http:// or https:// URL"
+                )
+        elif (":" in value and not value.startswith("[")) or " " in value:  # [::1] is a host
+            raise ValueError(
+                "must be a host name (e.g. chroma.local), without a port: the port goes in "
+                "NEWSBOT_CHROMA_PORT"
+            )
+        return value
 
     @field_validator("log_level")
     @classmethod
@@ -105,17 +144,18 @@ class IndexSettings(BaseSettings):
         return self.store_dir / "manifest.sqlite3"
 
 
+def http_url(value: str) -> str | None:
+    """`value` without trailing slashes if it is an http(s) URL naming a host, else None."""
+    try:
+        parts = urlsplit(value)
+    except ValueError:  # e.g. an unclosed [ of an IPv6 address
+        return None
+    if parts.scheme.lower() not in ("http", "https") or not parts.hostname:
+        return None
+    return value.rstrip("/")
+
+
 S = TypeVar("S", bound=BaseSettings)
-
-
-def env_name(settings_class: type[BaseSettings], field: str) -> str:
-    info = settings_class.model_fields.get(field)
-    alias = info.validation_alias if info is not None else None
-    if isinstance(alias, str):
-        return alias.upper()
-    if alias is not None and hasattr(alias, "choices"):
-        return str(alias.choices[0]).upper()
-    return f"{settings_class.model_config.get('env_prefix', '')}{field}".upper()
 
 
 def load_settings(settings_class: type[S] = IndexSettings, **overrides: Any) -> S:
@@ -124,18 +164,52 @@ def load_settings(settings_class: type[S] = IndexSettings, **overrides: Any) -> 
         return settings_class(**overrides)
     except UnicodeDecodeError:
         raise SettingsError(_not_utf8(settings_class)) from None
+    except OSError as exc:
+        raise SettingsError(_unreadable(settings_class, exc)) from None
+    except SourceError as exc:  # pydantic-settings could not decode a value
+        raise SettingsError(f"Invalid settings: {exc}") from None
     except ValidationError as exc:
-        problems = []
-        for error in exc.errors():
-            field = str(error["loc"][0]) if error["loc"] else ""
-            name = env_name(settings_class, field) if field else "settings"
-            message = error["msg"].removeprefix("Value error, ")
-            value = error.get("input")
-            secret = any(word in field for word in ("token", "key", "secret"))
-            plain = field and not secret and isinstance(value, (str, int, float))
-            shown = f"={value!r}" if plain else ""
-            problems.append(f"{name}{shown}: {message}")
-        raise SettingsError("Invalid setting " + "; ".join(problems)) from None
+        raise settings_error(exc, settings_class) from None
+
+
+def settings_error(exc: ValidationError, model: type[BaseModel] | None = None) -> SettingsError:
+    """One line naming each bad variable and what it must be. Values are shown only for a
+    known `model`'s fields that are not secrets; without it, where pydantic says."""
+    problems = []
+    for error in exc.errors():
+        where = ".".join(str(part) for part in error["loc"])
+        message = error["msg"].removeprefix("Value error, ")
+        first = str(error["loc"][0]) if error["loc"] else ""
+        field = _field_named(model, first) if model is not None else None
+        if field is None:  # a check of several fields names them in its message
+            problems.append(f"{where}: {message}" if where else message)
+            continue
+        name, info = field
+        value = error.get("input")
+        secret = info.annotation is SecretStr
+        shown = f"={value!r}" if not secret and isinstance(value, (str, int, float)) else ""
+        problems.append(f"{name}{shown}: {message}")
+    return SettingsError("Invalid setting " + "; ".join(problems))
+
+
+def _field_named(model: type[BaseModel], where: str) -> tuple[str, FieldInfo] | None:
+    """(the name to show, the field) of an error's location: a variable's name as pydantic
+    reports it (the alias), or a field's when the value was given in code."""
+    for name, info in model.model_fields.items():
+        alias = info.validation_alias
+        if isinstance(alias, str) and alias == where:
+            return alias, info
+        if name == where:
+            return (alias if isinstance(alias, str) else name), info
+    return None
+
+
+def _unreadable(settings_class: type[BaseSettings], exc: OSError) -> str:
+    env_file = settings_class.model_config.get("env_file") or ".env"
+    return (
+        f"Cannot read the settings file {Path(env_file).absolute()} "
+        f"({exc.strerror or exc}): make it readable, or remove it."
+    )
 
 
 def _not_utf8(settings_class: type[BaseSettings]) -> str:

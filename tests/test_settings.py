@@ -1,15 +1,20 @@
-"""Settings come from NEWSBOT_* variables and `.env`; bad values are one readable error."""
+"""Settings come from NEWSBOT_* variables and `.env`; bad values are one readable error, and
+every value is checked here, when it is read, never where it is used."""
 
 from __future__ import annotations
 
+import ast
+import os
 import re
 from pathlib import Path
 
 import pytest
 
-from bot.settings import BotSettings
+from bot.settings import BotSettings, UserList
 from index.errors import SettingsError
-from index.settings import IndexSettings, env_name, load_settings
+from index.settings import IndexSettings, load_settings
+
+REPO = Path(__file__).resolve().parent.parent
 
 ENV_EXAMPLE = Path(__file__).resolve().parent.parent / ".env.example"
 ASSIGNMENT = re.compile(r"^([A-Z][A-Z0-9_]*)=(.*)$")
@@ -68,15 +73,24 @@ def test_empty_chroma_host_means_embedded(workdir, monkeypatch):
     assert load_settings().chroma_host == "chroma.local"
 
 
-def test_env_name():
-    assert env_name(IndexSettings, "chunk_size") == "NEWSBOT_CHUNK_SIZE"
-    assert env_name(BotSettings, "top_k") == "NEWSBOT_TOP_K"
-    assert env_name(BotSettings, "telegram_bot_token") == "TELEGRAM_BOT_TOKEN"
+def variables(settings_class) -> dict[str, str]:
+    """field -> the variable pydantic reads it from (its validation alias)."""
+    return {name: info.validation_alias for name, info in settings_class.model_fields.items()}
+
+
+def test_each_variable_is_the_alias_pydantic_reads(workdir, monkeypatch):
+    assert variables(IndexSettings)["chunk_size"] == "NEWSBOT_CHUNK_SIZE"
+    assert variables(BotSettings)["top_k"] == "NEWSBOT_TOP_K"
+    assert variables(BotSettings)["telegram_bot_token"] == "TELEGRAM_BOT_TOKEN"
+    monkeypatch.setenv("telegram_webhook_port", "9000")  # names are read case-blind
+    monkeypatch.setenv("newsbot_top_k", "4")
+    settings = load_settings(BotSettings, max_quotes=2)  # and fields by name, in code
+    assert (settings.telegram_webhook_port, settings.top_k, settings.max_quotes) == (9000, 4, 2)
 
 
 def test_env_example_lists_every_setting():
     listed = {name for _, name, _ in example_assignments()}
-    expected = {env_name(BotSettings, field) for field in BotSettings.model_fields}
+    expected = set(variables(BotSettings).values())
     assert not expected - listed, f"missing from .env.example: {sorted(expected - listed)}"
     assert not listed - expected, f"unknown names in .env.example: {sorted(listed - expected)}"
 
@@ -165,3 +179,134 @@ def test_a_dotenv_that_is_not_utf8_names_the_file_and_the_line(workdir):
         f"The settings file {workdir / '.env'} is not UTF-8 text, line 3: "
         "save it as UTF-8 (or remove the line)."
     )
+
+
+def test_an_unreadable_dotenv_names_the_file(workdir):
+    os.symlink("/proc/self/mem", workdir / ".env")  # reading it fails with EIO, even for root
+    with pytest.raises(SettingsError) as caught:
+        load_settings(BotSettings)
+    assert str(caught.value) == (
+        f"Cannot read the settings file {workdir / '.env'} (Input/output error): "
+        "make it readable, or remove it."
+    )
+
+
+def test_a_value_given_in_code_is_named_by_its_variable(workdir):
+    with pytest.raises(SettingsError, match=r"^Invalid setting TELEGRAM_WEBHOOK_PORT='x': "):
+        load_settings(BotSettings, telegram_webhook_port="x")
+
+
+# -- every check made when the settings are read ---------------------------------------------
+LLM = {"NEWSBOT_LLM": "ollama", "NEWSBOT_LLM_MODEL": "m"}
+
+
+@pytest.mark.parametrize(
+    ("values", "expected"),
+    [
+        (
+            {**LLM, "NEWSBOT_LLM_BASE_URL": "127.0.0.1:11434"},
+            "NEWSBOT_LLM_BASE_URL='127.0.0.1:11434': must start with http:// or https://, "
+            "e.g. http://127.0.0.1:11434",
+        ),
+        (
+            {**LLM, "NEWSBOT_LLM_BASE_URL": "ftp://llm.local/"},
+            "NEWSBOT_LLM_BASE_URL='ftp://llm.local/': must start with http",
+        ),
+        (
+            {**LLM, "NEWSBOT_LLM": "openai-like"},
+            "NEWSBOT_LLM_BASE_URL='': NEWSBOT_LLM=openai-like needs the server's URL, "
+            "e.g. http://127.0.0.1:8000/v1",
+        ),
+        (
+            {**LLM, "NEWSBOT_LLM_BASE_URL": "http://127.0.0.1:11434", "NEWSBOT_LLM_MODEL": " "},
+            "NEWSBOT_LLM_MODEL=' ': NEWSBOT_LLM=ollama needs the name of a model",
+        ),
+        ({"NEWSBOT_CHROMA_HOST": "chroma.local:8000"}, "NEWSBOT_CHROMA_HOST='chroma.local:8000'"),
+        ({"NEWSBOT_CHROMA_HOST": "chroma.local/api"}, "NEWSBOT_CHROMA_HOST='chroma.local/api'"),
+        ({"NEWSBOT_CHROMA_HOST": "tcp://chroma.local"}, "NEWSBOT_CHROMA_HOST='tcp://chroma"),
+        ({"TELEGRAM_BASE_URL": "127.0.0.1:8081/bot"}, "TELEGRAM_BASE_URL='127.0.0.1:8081/bot'"),
+        (
+            {"TELEGRAM_WEBHOOK_URL": "http://bot.example.org/hook"},
+            "TELEGRAM_WEBHOOK_URL='http://bot.example.org/hook': must be an https:// URL",
+        ),
+        ({"TELEGRAM_WEBHOOK_SECRET": "not valid!"}, "TELEGRAM_WEBHOOK_SECRET: use 1-256 letters"),
+        ({"TELEGRAM_WEBHOOK_SECRET": "x" * 257}, "TELEGRAM_WEBHOOK_SECRET: use 1-256 letters"),
+        (
+            {"TELEGRAM_ALLOWED_USERS": "101, bob smith!"},
+            "TELEGRAM_ALLOWED_USERS='101, bob smith!': 'smith!' is neither a numeric user id",
+        ),
+        ({"TELEGRAM_ADMIN_USERS": "@a"}, "TELEGRAM_ADMIN_USERS='@a': '@a' is neither"),
+        ({"TELEGRAM_ADMIN_USERS": "-5"}, "TELEGRAM_ADMIN_USERS='-5': '-5' is neither"),
+    ],
+)
+def test_a_bad_value_is_one_line_naming_the_variable(workdir, monkeypatch, values, expected):
+    for name, value in values.items():
+        monkeypatch.setenv(name, value)
+    with pytest.raises(SettingsError) as caught:
+        load_settings(BotSettings)
+    message = str(caught.value)
+    assert message.startswith(f"Invalid setting {expected}") and "\n" not in message
+    assert "not valid!" not in message  # a secret is never shown
+
+
+def test_good_values_are_read_into_what_the_code_uses(workdir, monkeypatch):
+    for name, value in {
+        **LLM,
+        "NEWSBOT_LLM_BASE_URL": " http://127.0.0.1:11434/ ",
+        "NEWSBOT_CHROMA_HOST": "https://chroma.example.org",
+        "TELEGRAM_BASE_URL": "http://127.0.0.1:8081/bot",
+        "TELEGRAM_WEBHOOK_URL": "https://bot.example.org/hook",
+        "TELEGRAM_WEBHOOK_SECRET": " s3cret-Token_1 ",
+        "TELEGRAM_ALLOWED_USERS": " 12345, @Alice;bob_99  777 ",
+    }.items():
+        monkeypatch.setenv(name, value)
+    settings = load_settings(BotSettings)
+    assert settings.llm_base_url == "http://127.0.0.1:11434"
+    assert settings.chroma_host == "https://chroma.example.org"
+    assert settings.telegram_webhook_secret.get_secret_value() == "s3cret-Token_1"
+    assert settings.telegram_allowed_users == UserList(
+        frozenset({12345, 777}), frozenset({"alice", "bob_99"})
+    )
+    assert settings.telegram_admin_users == UserList() and not settings.telegram_admin_users
+    monkeypatch.setenv("NEWSBOT_CHROMA_HOST", "[::1]")
+    assert load_settings(BotSettings).chroma_host == "[::1]"
+
+
+class User:
+    def __init__(self, id: int, username: str | None = None):
+        self.id, self.username = id, username
+
+
+def test_a_user_list_holds_ids_and_usernames_case_blind():
+    users = UserList.parse(" 12345, @Alice;bob_99  777 ")
+    assert User(12345) in users and User(1, "ALICE") in users and User(2, "bob_99") in users
+    assert User(3, "carol") not in users and User(4) not in users and None not in users
+    assert not UserList.parse("") and not UserList()
+
+
+def raised_settings_errors() -> set[str]:
+    """module:function of every `raise SettingsError` in bot/ and index/."""
+    found = set()
+    for path in sorted([*REPO.glob("bot/*.py"), *REPO.glob("index/*.py")]):
+        module = path.relative_to(REPO).with_suffix("").as_posix().replace("/", ".")
+        for function in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if not isinstance(function, ast.FunctionDef | ast.AsyncFunctionDef):
+                continue
+            for node in ast.walk(function):
+                if (
+                    isinstance(node, ast.Raise)
+                    and isinstance(node.exc, ast.Call)
+                    and getattr(node.exc.func, "id", None) == "SettingsError"
+                ):
+                    found.add(f"{module}:{function.name}")
+    return found
+
+
+def test_code_that_uses_a_setting_does_not_check_it_again():
+    # Left at use: the token, required by `newsbot telegram` alone, and make_llm's refusal
+    # to make no LLM. Every other SettingsError comes from reading the settings.
+    assert raised_settings_errors() == {
+        "index.settings:load_settings",
+        "bot.telegram:bot_token",
+        "bot.llm:make_llm",
+    }
