@@ -45,7 +45,7 @@ def _settings(**values):
 
 def newsbot_chunks(corpus: Path, settings) -> list:
     """The chunks newsbot makes of a corpus (its own chunker and settings)."""
-    from index.articles import SkippedFile, list_article_files, load_article
+    from index.articles import ArticleFileError, list_article_files, load_article
     from index.chunking import Chunker
     from index.embeddings import make_embedder
 
@@ -57,7 +57,7 @@ def newsbot_chunks(corpus: Path, settings) -> list:
     for path in list_article_files(corpus):
         try:
             article = load_article(corpus, path)
-        except SkippedFile:
+        except ArticleFileError:
             continue
         chunks += chunker.chunk(article)
     return chunks
@@ -290,6 +290,7 @@ def phase_speakers(params: dict) -> dict:
     from bot import nlp
     from bot.answer import POLICY, Answerer
     from bot.evaluate import load_normalize, load_questions
+    from bot.followup import condense
     from bot.read import candidates, idf_weights, score_lexically
     from bot.speakers import speaker_words
     from index.lexical import words
@@ -301,7 +302,7 @@ def phase_speakers(params: dict) -> dict:
     ranks: dict[str, list[int]] = {"patterns": [], "parse": []}
     seconds: dict[str, float] = {"patterns": 0.0, "parse": 0.0}
     for item in items:
-        parsed = answerer._condense(item["question"], ())
+        parsed = condense(item["question"], ())
         query_words = words(parsed.standalone)
         hits = answerer.retriever.retrieve(parsed.standalone, POLICY.passages, None, query_words)
         sentences = candidates(hits[: POLICY.passages], POLICY.max_quote_chars)

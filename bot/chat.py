@@ -280,7 +280,7 @@ def _index_current(settings: BotSettings) -> bool | None:
     manifest here (e.g. the index lives on a Chroma server another machine builds).
     """
     from index.articles import (
-        SkippedFile,
+        ArticleFileError,
         content_hash,
         list_article_files,
         load_article,
@@ -307,14 +307,14 @@ def _index_current(settings: BotSettings) -> bool | None:
         source = source_name(settings.corpus_dir, file)
         try:
             data = read_article_bytes(settings.corpus_dir, file, source)
-        except SkippedFile:
+        except ArticleFileError:
             continue  # the indexer skips it too
         if indexed.get(source) == content_hash(data):
             seen += 1
             continue
         try:
             load_article(settings.corpus_dir, file, data)
-        except SkippedFile:
+        except ArticleFileError:
             continue  # not indexable, so not missing from the index either
         return False
     return seen == len(indexed)

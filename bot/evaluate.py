@@ -44,7 +44,7 @@ from pathlib import Path
 from typing import IO
 
 from bot.terminal_text import decoded, json_text, one_line, printable
-from index.articles import read_source_text
+from index.articles import ArticleTexts
 from index.errors import NewsbotError
 
 log = logging.getLogger(__name__)
@@ -322,7 +322,11 @@ def _answer_all(settings, entries: list[QuestionLine], sink: IO[str] | None, nam
                 row["error"] = f"line {entry.line}: failed ({type(exc).__name__}: {exc})"
             else:
                 total_quotes += len(answer.quotes)
-                bad_quotes += sum(not quote_holds(settings.corpus_dir, q) for q in answer.quotes)
+                # Re-checked apart from the answerer, with the same grounding check.
+                texts = ArticleTexts(settings.corpus_dir)
+                bad_quotes += sum(
+                    not texts.says(q.source, q.start, q.end, q.text) for q in answer.quotes
+                )
                 row |= {
                     "answer": answer.text,
                     "cited": answer.sources,
@@ -362,12 +366,6 @@ def _rows_file(out: str | None, questions: str):
 
 def _say(message: str) -> None:
     print(f"newsbot: {one_line(message)}", file=sys.stderr, flush=True)
-
-
-def quote_holds(corpus_dir: Path, quote) -> bool:
-    """Re-check a quote independently of the answerer: the file says exactly this, there."""
-    text = read_source_text(corpus_dir, quote.source)
-    return text is not None and text[quote.start : quote.end] == quote.text
 
 
 def format_table(table: dict[str, dict]) -> str:

@@ -3,6 +3,7 @@
     find(question, pool, ranked) -> [Finding]          the direct answer(s), best first
     near_miss(question, topic, period) -> str          "The articles cover X, but none ... says ..."
     not_answered(question, topic) -> str
+    refusal_topic(question, hits) -> str | None        what the retrieved articles cover
 
 A `Finding` is a short phrase of a quoted sentence -- its exact characters, at offsets in its
 file -- and the articles that give the same answer. How it is found depends on what the
@@ -42,6 +43,7 @@ from index.lexical import stem, words
 
 if TYPE_CHECKING:
     from bot.read import Sentence
+    from bot.retrieve import Hit
 
 NAMES = frozenset(
     {"PERSON", "ORG", "GPE", "LOC", "FAC", "NORP", "EVENT", "PRODUCT", "WORK_OF_ART", "LAW"}
@@ -67,6 +69,7 @@ ROLE_SENTENCES = 4  # sentences naming the subject that are parsed for a title
 TITLE_TAGS = frozenset({"NNP", "NNPS", "NN", "JJ", "POS", "HYPH"})
 HONORIFICS = frozenset({"mr", "mrs", "ms", "dr", "sir", "dame", "mr.", "mrs.", "ms.", "dr."})
 _WORD = re.compile(r"[A-Za-z0-9]+(?:['’][a-z]+)?")
+TOPIC_NAMES = 3  # names of the question a refusal says the articles cover
 
 
 @dataclass(frozen=True)
@@ -367,3 +370,13 @@ def not_quoted(question: Question, topic: str | None) -> str:
     who = question.subject or "them"
     about = f" about {question.topic}" if question.topic else ""
     return f"The articles mention {who}, but none of them quotes {who}{about}."
+
+
+def refusal_topic(question: Question, hits: Sequence[Hit]) -> str | None:
+    """What the retrieved articles are about, for a refusal: the question's names they
+    mention ("Spirit Airlines"); None when they mention none."""
+    text = " ".join(f"{h.title or ''} {h.text}" for h in hits).casefold()
+    names = [n for n in question.names if n.casefold() in text][:TOPIC_NAMES]
+    if len(names) <= 1:
+        return names[0] if names else None
+    return ", ".join(names[:-1]) + " and " + names[-1]

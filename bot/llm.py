@@ -8,8 +8,9 @@
    own standalone question is used).
 2. Write: the top passages -- retrieval's chunks as the llama-index nodes a llama-index
    application gets from `bot.llamaindex`, in retrieval's order (reordering chunks by the
-   cross-encoder measured worse) -- each re-read from its file and numbered [n] with its
-   source, go to the LLM, which must cite [n] after each claim or reply exactly `REFUSAL`.
+   cross-encoder measured worse) -- each re-read from its file (`index.articles.ArticleTexts`)
+   and numbered [n] with its source, go to the LLM, which must cite [n] after each claim or
+   reply exactly `REFUSAL`.
 3. Check the citations: citations of passages that were not given are removed, and so is every
    line that cites nothing (it would be a claim without a source), and any list of sources the
    model wrote itself.
@@ -51,7 +52,8 @@ from bot.retrieve import Hit
 from bot.settings import BotSettings
 from bot.support import Evidence, SupportCheck
 from bot.types import Answer, Quote
-from index.articles import read_source_text
+from bot.wording import short_title
+from index.articles import ArticleTexts
 from index.chunking import split_sentences
 from index.errors import NewsbotError, SettingsError
 
@@ -62,7 +64,6 @@ CONDENSE_TURNS = 3  # earlier questions shown when condensing a follow-up
 CONTEXT_WINDOW = 8192  # tokens; 6 passages of 256 wordpieces and the prompt fit easily
 MAX_ANSWER_TOKENS = 600
 TEMPERATURE = 0.1
-TITLE_CHARS = 70
 
 REFUSAL = "NOT IN THE PASSAGES"
 
@@ -131,27 +132,10 @@ class LLMUnusable(Exception):
 # -- the factory ------------------------------------------------------------------------------
 def make_llm(settings: BotSettings):
     """The LLM settings choose, configured to fail fast: one attempt, `llm_timeout` seconds."""
+    # The URL and the model were checked when the settings were read (bot.settings).
     if settings.llm == "none":
         raise SettingsError("No LLM is configured: set NEWSBOT_LLM to openai-like or ollama.")
-    base_url = settings.llm_base_url.strip().rstrip("/")
-    model = settings.llm_model.strip()
-    if not base_url:
-        example = (
-            "http://127.0.0.1:11434" if settings.llm == "ollama" else "http://127.0.0.1:8000/v1"
-        )
-        raise SettingsError(
-            f"NEWSBOT_LLM={settings.llm} needs the server's URL: set NEWSBOT_LLM_BASE_URL, "
-            f"e.g. {example}"
-        )
-    if urlsplit(base_url).scheme not in ("http", "https"):
-        raise SettingsError(
-            f"NEWSBOT_LLM_BASE_URL must start with http:// or https:// (got {base_url!r})"
-        )
-    if not model:
-        raise SettingsError(
-            f"NEWSBOT_LLM={settings.llm} needs a model name: set NEWSBOT_LLM_MODEL to a model "
-            "the server knows"
-        )
+    base_url, model = settings.llm_base_url, settings.llm_model
     api_key = settings.llm_api_key.get_secret_value()
 
     if settings.llm == "openai-like":
@@ -219,11 +203,12 @@ def answer_with_llm(
         question = extractive.question
         if history:
             question = _condense(llm, extractive, history, settings)
-        passages = _numbered_passages([passage_node(hit) for hit in hits], settings)
+        texts = ArticleTexts(settings.corpus_dir)
+        passages = _numbered_passages([passage_node(hit) for hit in hits], texts)
         if not passages:
             raise LLMUnusable(NOTICE_UNUSABLE)
         reply = _chat(llm, ANSWER_SYSTEM, _answer_prompt(question, passages))
-        answer = _cited_answer(reply, passages, extractive, question, checker)
+        answer = _cited_answer(reply, passages, extractive, question, checker, texts)
     except Exception as exc:  # noqa: BLE001 - whatever the provider raises, the user gets quotes
         notice = str(exc) if isinstance(exc, LLMUnusable) else _notice_for(exc)
         log.warning("LLM answer not used (%s): %s", type(exc).__name__, exc)
@@ -263,11 +248,10 @@ def _condense(llm, extractive: Answer, history: Sequence[Answer], settings: BotS
 @dataclasses.dataclass(frozen=True)
 class Numbered:
     """Passage [number] of the prompt: a retrieved chunk as llama-index's node of it
-    (`bot.llamaindex.passage_node`), and the text of its file."""
+    (`bot.llamaindex.passage_node`), plus the number it is cited by -- nothing else."""
 
     number: int
     node: TextNode
-    article: str  # the whole text of its file, as checked
 
     @property
     def text(self) -> str:
@@ -286,24 +270,18 @@ class Numbered:
         )
 
 
-def _numbered_passages(nodes: list[NodeWithScore], settings: BotSettings) -> list[Numbered]:
-    """The top passages that their files still say, numbered from 1."""
-    texts: dict[str, str | None] = {}
+def _numbered_passages(nodes: list[NodeWithScore], texts: ArticleTexts) -> list[Numbered]:
+    """The top passages that their files still say (the grounding check), numbered from 1."""
     kept: list[TextNode] = []
     for node in (n.node for n in nodes):
         if len(kept) == LLM_PASSAGES:
             break
         source = node.metadata["source"]
-        if source not in texts:
-            texts[source] = read_source_text(settings.corpus_dir, source)
-        text = texts[source]
-        if text is None or text[node.start_char_idx : node.end_char_idx] != node.text:
+        if not texts.says(source, node.start_char_idx, node.end_char_idx, node.text):
             log.warning("left out a passage of %s: the file no longer says it", source)
             continue
         kept.append(node)
-    return [
-        Numbered(n, node, texts[node.metadata["source"]]) for n, node in enumerate(kept, start=1)
-    ]
+    return [Numbered(n, node) for n, node in enumerate(kept, start=1)]
 
 
 def _answer_prompt(question: str, passages: list[Numbered]) -> str:
@@ -312,14 +290,8 @@ def _answer_prompt(question: str, passages: list[Numbered]) -> str:
 
 
 def _label(quote: Quote) -> str:
-    details = [d for d in (_short_title(quote.title), quote.date) if d]
+    details = [d for d in (short_title(quote.title), quote.date) if d]
     return f"{quote.source} ({', '.join(details)})" if details else quote.source
-
-
-def _short_title(title: str | None) -> str | None:
-    if not title or len(title) <= TITLE_CHARS:
-        return title
-    return title[: TITLE_CHARS - 1].rstrip() + "…"
 
 
 def _cited_answer(
@@ -328,6 +300,7 @@ def _cited_answer(
     extractive: Answer,
     question: str,
     checker: SupportCheck,
+    texts: ArticleTexts,
 ) -> Answer:
     given = {p.number: p for p in passages}
     if not reply:
@@ -359,7 +332,7 @@ def _cited_answer(
 
     order = list(dict.fromkeys(cited))
     evidence = [e for c in checked for e in c.evidence]
-    quotes = [q for n in order for q in _evidence_quotes(given[n], evidence)]
+    quotes = [q for n in order for q in _evidence_quotes(given[n], evidence, texts)]
     sources = list(dict.fromkeys(q.source for q in quotes))
     listing = "\n".join(f"[{n}] {_label(given[n].quote)}" for n in order)
     body = "\n".join(lines).strip()
@@ -483,19 +456,20 @@ def _recited(sentence: str, numbers: list[list[int]]) -> str:
     return CITATION_RUN.sub(cite, sentence)
 
 
-def _evidence_quotes(passage: Numbered, evidence: list[tuple[int, Evidence]]) -> list[Quote]:
+def _evidence_quotes(
+    passage: Numbered, evidence: list[tuple[int, Evidence]], texts: ArticleTexts
+) -> list[Quote]:
     """What passage [n] is quoted by: the units of it that supported a sentence citing it (each
     no longer than a quote, `bot.support`), in the order of the passage, verbatim at their
-    offsets in its file."""
+    offsets in its file (`texts`, which checked the passage)."""
     units = {(e.start, e.end): e for number, e in evidence if number == passage.number}
     base = passage.quote
+    article = texts.text(base.source)
     quotes = []
     for (start, end), e in sorted(units.items()):
         if any(a <= start and end <= b and (a, b) != (start, end) for a, b in units):
             continue  # a sentence of a pair of sentences also quoted
-        inside_before, inside_after = cut_marks(
-            passage.article, base.start + start, base.start + end
-        )
+        inside_before, inside_after = cut_marks(article, base.start + start, base.start + end)
         quotes.append(
             dataclasses.replace(
                 base,

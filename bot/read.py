@@ -27,7 +27,8 @@ Retrieval (`bot.retrieve`) finds chunks *about* the question; this stage decides
    calibrating: 0.92 either way), for free. For
    them the parse checks who speaks instead: sentences naming X where only someone else speaks
    are set aside, and when that is every sentence naming X, the articles never give X's words.
-5. Decide (`Policy`, calibrated on the dev sets, README "Answer quality"):
+5. Decide (`bot.policy.Policy`: every threshold, calibrated on the dev sets, README "Answer
+   quality"):
    - no eligible sentence -> near miss ("none published since 2022-07-21 says ...");
    - the best eligible sentence's relevance below `answer_logit` -> nothing answers;
    - a typed question (who, which country, how many, when ...) whose best eligible sentences
@@ -46,6 +47,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from bot import findings, nlp
+from bot.policy import Policy
 from bot.question import Question
 from bot.retrieve import Hit
 from bot.speakers import MENTIONED, NAMED, regex_speaker_score, someone_else_speaks
@@ -57,34 +59,6 @@ _SPACE = re.compile(r"\s")
 _SENTENCE_END = re.compile(r"[.!?…][\"'”’)\]]*\s*$")
 OPEN_QUOTES = "“"
 CLOSE_QUOTES = "”"
-
-
-@dataclass(frozen=True)
-class Policy:
-    """Every threshold of the reading stage, in one place. Calibrated on the dev sets of the
-    evaluation kit (rtqa, polnear, nearmiss, off-corpus); README "Answer quality"."""
-
-    passages: int = 8  # chunks whose sentences are candidates
-    rerank: int = 14  # sentences the cross-encoder reads (swept 12, 14, 16)
-    max_quote_chars: int = 600  # a quote's length at most, with its ellipses (`pieces`)
-    chunk_power: float = 3.0  # how much a sentence's lexical score follows its chunk's rank
-    # Relevance (mean cross-encoder logit) the best eligible sentence must reach. Swept -3..0:
-    # at -2.5 rtqa false refusals are 0.01 and 0.82 of the near misses are refused; -2 refuses
-    # 0.88 of them but also 0.03 of answerable near-miss questions and costs rtqa 0.02 accuracy.
-    answer_logit: float = -2.5
-    # A typed question needs an entity of its kind in one of its `typed_sentences` best
-    # sentences of at least this relevance. Swept -3..0: below the answer threshold (a sentence
-    # may hold the answer and read less well than the best one), -3 cut rtqa false refusals
-    # 0.031 -> 0.02 at no cost on the near misses.
-    typed_logit: float = -3.0
-    typed_sentences: int = 5
-    margin: float = 6.0  # quotes within this many logits of the best one
-    lexical_share: float = 0.5  # without the reranker: quotes above this share of the best
-    # "what did X say": a further quote must hold this share of the best one's topic words.
-    say_coverage: float = 0.25
-    # ... and the best sentences naming X are parsed for who speaks in them (~13 ms each).
-    naming: int = 6
-    min_sentence_coverage: float = 0.3  # without the reranker: lexical coverage to answer
 
 
 @dataclass
@@ -110,7 +84,7 @@ class Sentence:
 
     @property
     def day(self) -> int:
-        return int(self.hit.meta.get("day") or 0)
+        return self.hit.day
 
     @property
     def score(self) -> float:
@@ -137,7 +111,7 @@ def candidates(hits: Sequence[Hit], max_chars: int) -> list[Sentence]:
     seen: set[tuple[str, int]] = set()
     found = []
     for rank, hit in enumerate(hits):
-        base = int(hit.meta["start"])
+        base = hit.start
         spans = split_sentences(hit.text)
         for i, (a, b) in enumerate(spans):
             key = (hit.source, base + a)

@@ -20,9 +20,9 @@ import os
 import textwrap
 from dataclasses import dataclass
 
-from bot.answer import direct_line, source_label
 from bot.terminal_text import one_line, printable
 from bot.types import Answer, Passage, Quote
+from bot.wording import by_source, direct_line, source_label
 
 RESET = "\x1b[0m"
 BOLD = "\x1b[1m"
@@ -82,7 +82,7 @@ def render_text(answer: Answer, color: bool = False, width: int | None = None) -
             lines += _prose(answer.text, style, width) + style.gap
         if answer.kind == "direct":  # the answer itself first, then its evidence
             lines += [style.answer(one_line(direct_line(d))) for d in answer.direct] + style.gap
-        for number, quotes in enumerate(_by_source(answer.quotes)):
+        for number, quotes in enumerate(by_source(answer.quotes)):
             lines += (style.gap if number else []) + _source_block(quotes, style, width)
     if answer.notice:
         lines += style.gap + [style.notice(line) for line in _prose(answer.notice, style, width)]
@@ -128,14 +128,6 @@ def _label(source: str, title: str | None, date: str | None) -> str:
 def _prose(text: str, style: Style, width: int | None) -> list[str]:
     lines = _wrap(text.strip(), width)
     return lines if style.color else [line for line in lines if line.strip()]
-
-
-def _by_source(quotes: list[Quote]) -> list[list[Quote]]:
-    """Quotes grouped by file, files in the order the answer first cites them."""
-    groups: dict[str, list[Quote]] = {}
-    for quote in quotes:
-        groups.setdefault(quote.source, []).append(quote)
-    return list(groups.values())
 
 
 def _wrap(text: str, width: int | None, indent: str = "") -> list[str]:

@@ -1,12 +1,20 @@
-"""Hybrid retrieval: Chroma vectors and BM25 over the same chunks, fused by reciprocal rank.
+"""Hybrid retrieval: Chroma vectors and BM25 over the same chunks, their scores fused.
 
     question --embed--> Chroma top N ----\\
-            --words---> BM25 top N -------+--> RRF (+ date preference) --> ranked chunks
+            --words---> BM25 top N -------+--> union, both scores each --> fused (+ date) --> hits
 
-Reciprocal rank fusion (score = sum of w / (60 + rank)) needs no score calibration between the
-two sides; the weights were set on the dev sets (`newsbot eval`). When the question names a
-date or a period, chunks of articles from that period get a bonus, and a second, date-filtered
-vector query makes sure they are among the candidates at all.
+Both candidate lists are merged and every chunk of the union is scored on both sides (a chunk
+BM25 found gets its real cosine similarity, one the vectors found its real BM25 score). Each
+score is divided by the best of its side, and the two are summed with the weight `ALPHA` of
+BM25 (set on the dev sets, `newsbot eval`). When the question names a date or a period, chunks
+of articles from that period get a bonus, and a second, date-filtered vector query makes sure
+they are among the candidates at all; a question that names none prefers articles of the weeks
+before it was asked.
+
+A `Hit` is one retrieved chunk -- the one type a chunk has in the answerer: its text and where
+it stands in its article (`source`, `start`, `end`), the article's `title` and `date`, and its
+scores. What an `Answer` keeps of it is `Hit.passage()` (`bot.types.Passage`); what an LLM
+prompt numbers is its llama-index node (`bot.llamaindex.passage_node`).
 
 The retriever watches the collection's generation (one cheap metadata read per question): when
 an indexer has changed the index, Chroma is reopened (an embedded client does not see another
@@ -32,6 +40,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from bot.dates import DayRange
+from bot.types import Passage
 from index.errors import IndexChangedError
 from index.lexical import BM25Index, cache_path, words
 from index.store import ChunkStore, chunking_id
@@ -39,9 +48,7 @@ from index.store import ChunkStore, chunking_id
 log = logging.getLogger(__name__)
 
 CANDIDATES = 40
-FUSION = "score"  # or "rrf"
 ALPHA = 0.6  # weight of BM25 against vectors
-RRF_K = 60
 DATE_BONUS = 0.5  # chunks of a period the question names
 RECENT_BONUS = 0.2  # chunks published in the weeks before the question, when it names none
 # Retrievals of one question while an indexer keeps changing the index under it: the pause
@@ -64,6 +71,40 @@ class Hit:
     @property
     def source(self) -> str:
         return self.meta["source"]
+
+    @property
+    def start(self) -> int:
+        """Where the chunk's text starts in its article's decoded text."""
+        return int(self.meta["start"])
+
+    @property
+    def end(self) -> int:
+        return int(self.meta["end"])
+
+    @property
+    def title(self) -> str | None:
+        return self.meta.get("title") or None
+
+    @property
+    def date(self) -> str | None:
+        return self.meta.get("date") or None
+
+    @property
+    def day(self) -> int:
+        """The article's date as YYYYMMDD; 0 when it has none."""
+        return int(self.meta.get("day") or 0)
+
+    def passage(self) -> Passage:
+        """The chunk as an answer keeps it (what `/sources` shows)."""
+        return Passage(
+            self.text,
+            self.source,
+            self.start,
+            self.end,
+            self.title,
+            self.date,
+            round(self.score, 5),
+        )
 
 
 class HybridRetriever:
@@ -151,17 +192,14 @@ class HybridRetriever:
         where = {"$and": [{"day": {"$gte": days[0]}}, {"day": {"$lte": days[1]}}]} if days else None
 
         hits: dict[str, Hit] = {}
-        vector_rank: dict[str, int] = {}
-        lexical_rank: dict[str, int] = {}
         vanished = 0
 
         def add_vector(rows) -> None:
             nonlocal vanished
             vanished += rows.vanished
-            for rank, row in enumerate(rows):
+            for row in rows:
                 hit = hits.setdefault(row["id"], Hit(row["id"], row["text"], row["meta"]))
                 hit.similarity = max(hit.similarity, 1.0 - row["distance"])
-                vector_rank.setdefault(row["id"], rank)
 
         count = self.store.count()
         if count == 0:
@@ -189,27 +227,19 @@ class HybridRetriever:
             hit = Hit(record["id"], record["text"], record["meta"])
             hit.similarity = float(np.dot(vector, np.asarray(record["vector"], dtype=np.float32)))
             hits[record["id"]] = hit
-        for rank, (i, score) in enumerate(lexical):
+        for i, score in lexical:
             if bm25.ids[i] in hits:  # not removed since BM25 last synced
                 hits[bm25.ids[i]].bm25 = score
-                lexical_rank[bm25.ids[i]] = rank
 
         top_similarity = max((h.similarity for h in hits.values()), default=0.0) or 1.0
         top_bm25 = max((h.bm25 for h in hits.values()), default=0.0) or 1.0
-        for chunk_id, hit in hits.items():
-            day = int(hit.meta.get("day") or 0)
+        for hit in hits.values():
+            day = hit.day
             hit.in_period = bool(days and days[0] <= day <= days[1])
-            if FUSION == "rrf":
-                hit.score = sum(
-                    weight / (RRF_K + ranks[chunk_id] + 1)
-                    for weight, ranks in ((1 - ALPHA, vector_rank), (ALPHA, lexical_rank))
-                    if chunk_id in ranks
-                )
-            else:
-                hit.score = (
-                    ALPHA * hit.bm25 / top_bm25
-                    + (1 - ALPHA) * max(hit.similarity, 0.0) / top_similarity
-                )
+            hit.score = (
+                ALPHA * hit.bm25 / top_bm25
+                + (1 - ALPHA) * max(hit.similarity, 0.0) / top_similarity
+            )
             hit.score += DATE_BONUS if hit.in_period else 0.0
             if recent and recent[0] <= day <= recent[1]:
                 hit.score += RECENT_BONUS

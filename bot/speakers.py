@@ -155,7 +155,7 @@ def regex_speaker_score(sentence, sentences, speaker: set[str]) -> float:
     if speech and (PRONOUN_SUBJECT.search(text) or ROLE.search(text)):
         # X must be named just before ("..." he said), not anywhere earlier in the passage.
         before = [o for o in sentences if o.hit is sentence.hit and o.end <= sentence.start]
-        title = sentence.hit.meta.get("title") or ""
+        title = sentence.hit.title or ""
         near = before[-ANTECEDENT_SENTENCES:]
         if any(speaker & set(words(o.text)) for o in near) or speaker & set(words(title)):
             return REFERRED

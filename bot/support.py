@@ -56,8 +56,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from bot import nlp
+from bot.policy import POLICY as ANSWERING
 from bot.read import Piece, edge_room, pieces
-from bot.read import Policy as ReadingPolicy
 from index.chunking import split_sentences
 from index.lexical import words
 
@@ -70,7 +70,7 @@ class Policy:
     units: int = 8  # units of a passage the cross-encoder reads, best by shared words first
     # A unit is quoted as the evidence, so it is no longer than a quote; longer sentences are
     # read (and quoted) in pieces.
-    unit_chars: int = ReadingPolicy.max_quote_chars
+    unit_chars: int = ANSWERING.max_quote_chars
 
 
 @dataclass(frozen=True)

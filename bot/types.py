@@ -2,8 +2,8 @@
 ends show.
 
 Both front ends receive an `Answer` from `Answerer.answer(question, history)` and render it
-their own way (`bot.render` for terminals, `bot.telegram` for Telegram HTML), branching on its
-`kind`:
+their own way (`bot.render` for terminals, `bot.telegram_format` for Telegram HTML, both with
+the labels and counts of `bot.wording`), branching on its `kind`:
 
 - `quotes`: sentences quoted from the articles ("what did X say about Y", "why ...");
 - `direct`: the same, led by the answer itself -- a short phrase cut from one of the quotes --
@@ -12,7 +12,7 @@ their own way (`bot.render` for terminals, `bot.telegram` for Telegram HTML), br
   with the sentences of the passages that support it as `quotes`;
 - `refusal`: no answer; `text` says why, plainly, and `passages` still holds what was read.
 
-Every quote is at most `bot.read.Policy.max_quote_chars` long as shown (`Quote.shown`, which
+Every quote is at most `bot.policy.Policy.max_quote_chars` long as shown (`Quote.shown`, which
 marks a cut with "…"); its `text` is always verbatim at its offsets.
 
 `history` is the list of earlier `Answer`s of the conversation, oldest first; each remembers
@@ -48,8 +48,8 @@ class Quote:
 
 @dataclass(frozen=True)
 class Passage(Quote):
-    """A retrieved chunk (same fields as a quote, plus its retrieval score): what `/sources`
-    shows behind an answer."""
+    """A retrieved chunk as an answer keeps it (`bot.retrieve.Hit.passage`: same fields as a
+    quote, plus its retrieval score): what `/sources` shows behind an answer."""
 
     score: float = 0.0
 

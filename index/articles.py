@@ -27,10 +27,11 @@ date; the prefix is not part of the body.
 
 Offsets: every offset newsbot records (chunks, quotes) is a character offset into `text`, the
 file's whole decoded content exactly as `decode()` returns it (no newline translation), so a
-quote can be checked against the file later by decoding it the same way.
+quote can be checked against the file later by decoding it the same way (`ArticleTexts`, the
+one grounding check every quote, answer phrase and LLM passage passes).
 
 Bad files: UTF-8 is tried first, then cp1252, then Latin-1 (which never fails), with a warning.
-Empty files, binary files (NUL bytes) and unreadable ones raise `SkippedFile` with the reason;
+Empty files, binary files (NUL bytes) and unreadable ones raise `ArticleFileError` with the reason;
 the build reports them and goes on.
 """
 
@@ -44,7 +45,7 @@ import stat
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from index.errors import NewsbotError
+from index.errors import ArticleFileError, NewsbotError
 
 # The date may be followed by text on the same line or stand on a line of its own.
 DATE_PREFIX = re.compile(r"[ \t]*date (\d{4}-\d{2}-\d{2})(?:[ \t]+|(?=[\r\n])|$)")
@@ -55,15 +56,6 @@ OUTSIDE = "links outside the corpus folder"
 FOLDER_OUTSIDE = "links to a folder outside the corpus folder"
 NOT_REGULAR = "not a regular file"
 NOT_UTF8_NAME = "name is not valid UTF-8; rename it"
-
-
-class SkippedFile(Exception):
-    """The file cannot be indexed; `reason` says why in a few words."""
-
-    def __init__(self, source: str, reason: str):
-        super().__init__(f"{source}: {reason}")
-        self.source = source
-        self.reason = reason
 
 
 @dataclass(frozen=True)
@@ -187,24 +179,24 @@ def decode(data: bytes) -> tuple[str, str]:
 
 
 def read_article_bytes(corpus_dir: Path, path: Path, source: str | None = None) -> bytes:
-    """The bytes of one article file. Raises `SkippedFile` when the file, links followed, is
+    """The bytes of one article file. Raises `ArticleFileError` when the file, links followed, is
     not inside the corpus folder, is not a regular file, or cannot be read."""
     source = source if source is not None else source_name(corpus_dir, path)
     try:
         # Non-blocking, so that a FIFO put in place of a file cannot hang the open itself.
         fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
     except OSError as exc:
-        raise SkippedFile(source, f"unreadable ({exc.strerror or exc})") from None
+        raise ArticleFileError(source, f"unreadable ({exc.strerror or exc})") from None
     with open(fd, "rb") as handle:
         # The file actually opened, not the name: a link swapped after the scan is caught too.
         if not _inside(_opened_path(fd, path), Path(os.path.realpath(corpus_dir))):
-            raise SkippedFile(source, OUTSIDE)
+            raise ArticleFileError(source, OUTSIDE)
         if not stat.S_ISREG(os.fstat(fd).st_mode):
-            raise SkippedFile(source, NOT_REGULAR)
+            raise ArticleFileError(source, NOT_REGULAR)
         try:
             return handle.read()
         except OSError as exc:
-            raise SkippedFile(source, f"unreadable ({exc.strerror or exc})") from None
+            raise ArticleFileError(source, f"unreadable ({exc.strerror or exc})") from None
 
 
 def _opened_path(fd: int, path: Path) -> str:
@@ -220,26 +212,51 @@ def read_source_text(corpus_dir: Path, source: str) -> str | None:
     not an article inside the corpus folder: a source from the index is not trusted)."""
     try:
         return decode(read_article_bytes(corpus_dir, corpus_dir / source, source))[0]
-    except SkippedFile:
+    except ArticleFileError:
         return None
 
 
+class ArticleTexts:
+    """The grounding check: does an article's file still say exactly this, at these offsets?
+
+    Everything newsbot shows as the articles' words -- a quote, a direct answer, a passage
+    given to an LLM, a quote graded by `newsbot eval` -- passes it, so a citation can never
+    point to a file that does not say it. Each file is read (`read_source_text`) once per
+    instance: make one per answer, so that an edited or deleted file counts from the next one.
+    """
+
+    def __init__(self, corpus_dir: Path):
+        self.corpus_dir = corpus_dir
+        self._texts: dict[str, str | None] = {}
+
+    def text(self, source: str) -> str | None:
+        """The decoded text of `source`, or None when it cannot be read."""
+        if source not in self._texts:
+            self._texts[source] = read_source_text(self.corpus_dir, source)
+        return self._texts[source]
+
+    def says(self, source: str, start: int, end: int, text: str) -> bool:
+        """Does the file `source` hold exactly `text` at [start, end)?"""
+        content = self.text(source)
+        return content is not None and content[start:end] == text
+
+
 def load_article(corpus_dir: Path, path: Path, data: bytes | None = None) -> Article:
-    """Read and parse one article file. Raises `SkippedFile` for files that cannot be indexed."""
+    """Read and parse one article file. Raises `ArticleFileError` for one that cannot be indexed."""
     source = source_name(corpus_dir, path)
     if data is None:
         data = read_article_bytes(corpus_dir, path, source)
     if b"\x00" in data:
-        raise SkippedFile(source, "binary file (contains NUL bytes)")
+        raise ArticleFileError(source, "binary file (contains NUL bytes)")
     text, encoding = decode(data)
     if not text.strip():
-        raise SkippedFile(source, "empty file")
+        raise ArticleFileError(source, "empty file")
     warnings = ()
     if encoding != "utf-8":
         warnings = (f"not valid UTF-8; decoded as {encoding}",)
     title, date, spans = parse_layout(text)
     if not spans:
-        raise SkippedFile(source, "no article text after the headline")
+        raise ArticleFileError(source, "no article text after the headline")
     return Article(source, text, title, date, spans, encoding, warnings)
 
 

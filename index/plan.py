@@ -38,14 +38,14 @@ from typing import Literal
 
 from index.articles import (
     Article,
-    SkippedFile,
+    ArticleFileError,
     content_hash,
     load_article,
     read_article_bytes,
     scan_corpus,
     source_name,
 )
-from index.errors import IndexMismatchError
+from index.store import mismatch
 
 How = Literal["update", "rebuild aside", "rebuild in place"]
 WHY = {
@@ -139,7 +139,7 @@ def scan_files(corpus_dir: Path) -> CorpusScan:
         source = source_name(corpus_dir, path)
         try:
             data = read_article_bytes(corpus_dir, path, source)
-        except SkippedFile as skipped_file:
+        except ArticleFileError as skipped_file:
             skipped.append((source, skipped_file.reason))
             continue
         files.append(CorpusFile(source, path, data, content_hash(data)))
@@ -175,7 +175,7 @@ def plan_build(
             continue
         try:
             article = load_article(scan.corpus_dir, file.path, file.data)
-        except SkippedFile as skipped:
+        except ArticleFileError as skipped:
             plan.skipped.append((file.source, skipped.reason))
             if file.source in known:  # it was indexed before: its old chunks must go
                 plan.to_delete.append(file.source)
@@ -199,8 +199,4 @@ def _check_compatible(state: IndexState, model: str, chunking: str) -> None:
     for built_model, built_chunking in built:
         if built_model in (None, model) and built_chunking in (None, chunking):
             continue
-        raise IndexMismatchError(
-            f"The index was built with model {built_model!r} and chunking {built_chunking}, "
-            f"but the settings ask for {model!r} and {chunking}. "
-            "Run `newsbot index --rebuild` to rebuild it."
-        )
+        raise mismatch(built_model, built_chunking, model, chunking)

@@ -10,8 +10,9 @@ import datetime as dt
 import pytest
 
 from bot import findings
+from bot.policy import Policy
 from bot.question import analyze
-from bot.read import Policy, Reader, Sentence, candidates, cut_marks, pieces
+from bot.read import Reader, Sentence, candidates, cut_marks, pieces
 from bot.retrieve import Hit
 from bot.types import Quote
 

@@ -6,9 +6,9 @@ import re
 
 import pytest
 
-from bot.answer import format_answer
 from bot.render import render_passages, render_text, use_color
 from bot.types import Answer, DirectAnswer, Passage, Quote
+from bot.wording import format_answer
 
 ANSI = re.compile(r"\x1b\[[0-9;]*m")
 

@@ -1,0 +1,97 @@
+"""Follow-ups: a question read in the light of the conversation, as one that stands alone.
+
+    condense(question, history) -> Turn
+
+The first step of an answer (`bot.answer`). Rules, tried in this order, each against the last
+question of `history` (its standalone form, if it had one):
+
+- not a follow-up -- no history, or no word that leans on one ("and", "also", "what about",
+  a pronoun, "that", ...): the question as asked;
+- "what did he say (about Y)?" after a question that names a speaker -- "what did X say ...",
+  or "who is X?" (`role_subject`) -- is "What did X say (about Y)?";
+- another question with "he"/"she" in it: the first "he"/"she" becomes X;
+- "and about Z?" after "what did X say about Y?" is "What did X say about Z?";
+- any other follow-up ("and in Kherson?"): the question with the earlier one in brackets, and
+  the earlier one's words (`Turn.extra_words`) added to what retrieval looks for.
+
+A "what did he say" with no one named before keeps its pronoun as the speaker; the answerer
+refuses it (who is "he"?).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+from bot.question import analyze
+from index.lexical import words
+
+if TYPE_CHECKING:
+    from bot.types import Answer
+
+SAY_QUESTION = re.compile(
+    r"^\s*(?:and\s+|so\s+|but\s+)?what\s+(?:did|does|do|has|have|had|was|is)\s+(?P<speaker>.+?)\s+"
+    r"(?:say|said|saying|tell|told|think|thought|write|wrote|claim|claimed|argue|argued|"
+    r"announce|announced|mean|reply|respond)\b(?:\s+(?:(?:about|on|regarding|of|to|concerning)\s+)?"
+    r"(?P<topic>.+?))?\s*[?.!]*\s*$",
+    re.I,
+)
+FOLLOW_UP = re.compile(
+    r"^\s*(and|also|what about|how about|but|so|then)\b|\b(he|she|they|him|her|his|their|it|"
+    r"that|this|those|these)\b",
+    re.I,
+)
+ABOUT_FOLLOW_UP = re.compile(
+    r"^\s*(?:and|also|but|so)?\s*(?:what|how)?\s*(?:about|on|regarding)\s+(?P<topic>.+?)\s*[?.!]*\s*$",
+    re.I,
+)
+PRONOUNS = {"he", "she", "they", "him", "her", "them", "it"}
+
+
+@dataclass
+class Turn:
+    """A question as it stands alone: its text, the speaker and topic of a "what did X say
+    about Y", and words of an earlier question that retrieval should look for too."""
+
+    standalone: str
+    speaker: str | None
+    topic: str | None
+    extra_words: list[str] = field(default_factory=list)
+
+    @property
+    def unresolved(self) -> bool:
+        """A "what did he say" whose "he" no earlier question names."""
+        return bool(self.speaker) and self.speaker.lower() in PRONOUNS
+
+
+def condense(question: str, history: Sequence[Answer]) -> Turn:
+    """`question` as a standalone question, after the earlier `history` (oldest first)."""
+    match = SAY_QUESTION.match(question)
+    speaker = match["speaker"] if match else None
+    topic = match["topic"] if match else None
+    if not history or not FOLLOW_UP.search(question):
+        return Turn(question, speaker, topic)
+    previous = history[-1].standalone_question or history[-1].question
+    prev_match = SAY_QUESTION.match(previous)
+    prev_speaker = prev_match["speaker"] if prev_match else role_subject(previous)
+    if speaker and speaker.lower() in PRONOUNS and prev_speaker:
+        standalone = f"What did {prev_speaker} say" + (f" about {topic}?" if topic else "?")
+        return Turn(standalone, prev_speaker, topic)
+    if not match and prev_speaker and re.search(r"\b(he|she|him|her|his)\b", question, re.I):
+        replaced = re.sub(r"\b(he|she)\b", prev_speaker, question, count=1, flags=re.I)
+        return Turn(replaced, prev_speaker, None)
+    new_topic = ABOUT_FOLLOW_UP.match(question)
+    if new_topic and prev_speaker:  # "and about Kherson?" after "what did X say about Y?"
+        new = new_topic["topic"]
+        return Turn(f"What did {prev_speaker} say about {new}?", prev_speaker, new)
+    # Any other follow-up ("and in Kherson?"): the earlier question's words stay in play.
+    extra = [w for w in words(previous) if w not in set(words(question))]
+    return Turn(f"{question} ({previous})", speaker or prev_speaker, topic, extra)
+
+
+def role_subject(question: str) -> str | None:
+    """Stoltenberg in "Who is Stoltenberg?": whom a "he" in the next question means."""
+    asked = analyze(question)
+    return asked.subject if asked.kind == "role" else None
