@@ -45,6 +45,7 @@ an LLM imports it (with one, `bot.llm` does, after llama-index's core is loaded 
 from __future__ import annotations
 
 import datetime as dt
+import operator
 
 from llama_index.core.bridge.pydantic import Field, PrivateAttr
 from llama_index.core.callbacks import CallbackManager, CBEventType, EventPayload
@@ -91,7 +92,11 @@ def passage_node(hit: Hit) -> NodeWithScore:
 class NewsbotRetriever(BaseRetriever):
     """newsbot's hybrid retrieval (`bot.retrieve`) over an index `newsbot index` built: the
     `similarity_top_k` best chunks by fused score, preferring articles of a date or period the
-    question names (else of the last 30 days), and following the index as it is updated."""
+    question names (else of the last 30 days), and following the index as it is updated.
+
+    `similarity_top_k` is a whole number, 1 or more; anything else is a ValueError here, at
+    construction (a negative one would otherwise slice the ranking: every chunk but the last).
+    """
 
     def __init__(
         self,
@@ -99,9 +104,10 @@ class NewsbotRetriever(BaseRetriever):
         similarity_top_k: int = 8,
         callback_manager: CallbackManager | None = None,
     ):
+        top_k = checked_top_k(similarity_top_k)
         super().__init__(callback_manager=callback_manager)
         self.retriever = retriever
-        self.similarity_top_k = similarity_top_k
+        self.similarity_top_k = top_k
 
     @classmethod
     def from_settings(
@@ -114,8 +120,8 @@ class NewsbotRetriever(BaseRetriever):
         `.env`), checked to be one the embedder can query. Raises `NewsbotError`s that say
         what to do, e.g. to run `newsbot index` first."""
         settings = settings or load_settings(BotSettings)
-        retriever = HybridRetriever.open(settings, embedder)
-        return cls(retriever, similarity_top_k or settings.top_k)
+        top_k = checked_top_k(settings.top_k if similarity_top_k is None else similarity_top_k)
+        return cls(HybridRetriever.open(settings, embedder), top_k)
 
     def _retrieve(self, query_bundle: QueryBundle) -> list[NodeWithScore]:
         question = query_bundle.query_str
@@ -128,6 +134,18 @@ class NewsbotRetriever(BaseRetriever):
             recent=None if days else recent_days(today),
         )
         return [passage_node(hit) for hit in hits]
+
+
+def checked_top_k(value: object) -> int:
+    """`value` as a number of chunks to retrieve: a whole number, 1 or more (numpy's integers
+    too), else a ValueError that says so."""
+    try:
+        top_k = operator.index(value) if not isinstance(value, bool) else None
+    except TypeError:
+        top_k = None
+    if top_k is None or top_k < 1:
+        raise ValueError(f"similarity_top_k must be a whole number, 1 or more, not {value!r}")
+    return top_k
 
 
 class NewsbotReranker(BaseNodePostprocessor):

@@ -5,11 +5,14 @@
 The services live in `application.bot_data` from start-up (the answerer, the settings, the
 user lists) and the handlers fetch them, as the python-telegram-bot maintainers' own rules-bot
 does; every message text comes from `bot.telegram_format` and every button from
-`bot.telegram_buttons`, so the handlers stay a few lines.
+`bot.telegram_buttons`, so the handlers stay a few lines. The settings come checked from
+`bot.settings` (URLs, the webhook secret, the user lists as `UserList`s); only the token,
+required by this front end alone, is checked here (`bot_token`), before the model loads.
 
 - Updates are handled concurrently and answers are computed in threads (`compute`: messages,
-  buttons and inline queries alike), so a slow answer never holds up another chat; a per-chat
-  lock (`chat_lock`, `in_order`) keeps each chat's replies in order.
+  buttons and inline queries alike), as whole articles are read and cut into messages, so a
+  slow answer or a huge article never holds up another chat; a per-chat lock (`chat_lock`,
+  `in_order`) keeps each chat's replies in order.
 - Each chat remembers its last `history_turns` answers (`context.chat_data`) for follow-ups,
   only answers that were delivered, and only the most recently active `MAX_CHATS` chats are
   remembered at all; the last `SOURCES_KEPT` keep their passages for /sources and buttons.
@@ -134,7 +137,6 @@ SEND_BACKOFF = 0.5  # seconds before the first retry, doubled for each one after
 SEND_TIMEOUT = 5.0  # seconds to wait for Telegram's answer to a sendMessage
 BOOTSTRAP_RETRIES = 5  # tries of deleteWebhook / setWebhook when the bot starts
 SECRET_HEADER = "X-Telegram-Bot-Api-Secret-Token"
-SECRET = re.compile(r"[A-Za-z0-9_-]{1,256}")  # what Telegram accepts as a webhook secret
 NO_PREVIEW = LinkPreviewOptions(is_disabled=True)
 SOURCES_KEPT = 3  # answers per chat whose passages a Sources button shows without retrieving
 INLINE_MIN_CHARS = 5  # a shorter inline query is a question still being typed
@@ -219,13 +221,7 @@ def build_application(settings: BotSettings, answerer: Answerer) -> Application:
         .rate_limiter(AIORateLimiter(max_retries=FLOOD_RETRIES))
         .concurrent_updates(True)
     )
-    if settings.telegram_base_url:
-        base_url = settings.telegram_base_url.strip()
-        if not base_url.startswith(("http://", "https://")):
-            raise SettingsError(
-                f"Invalid setting TELEGRAM_BASE_URL={base_url!r}: it must start with http:// "
-                "or https://, e.g. http://127.0.0.1:8081/bot"
-            )
+    if base_url := settings.telegram_base_url:
         builder = builder.base_url(base_url)
         if base_url.endswith("/bot"):
             builder = builder.base_file_url(base_url[: -len("bot")] + "file/bot")
@@ -234,8 +230,8 @@ def build_application(settings: BotSettings, answerer: Answerer) -> Application:
         {
             ANSWERER: answerer,
             SETTINGS: settings,
-            ALLOWED: fmt.parse_users(settings.telegram_allowed_users, "TELEGRAM_ALLOWED_USERS"),
-            ADMINS: fmt.parse_users(settings.telegram_admin_users, "TELEGRAM_ADMIN_USERS"),
+            ALLOWED: settings.telegram_allowed_users,
+            ADMINS: settings.telegram_admin_users,
             REFUSED: OrderedDict(),
             CHATS: OrderedDict(),
             INLINE: OrderedDict(),  # user id -> their latest inline query's id
@@ -297,10 +293,7 @@ def run_telegram(settings: BotSettings) -> int:
     """Run until interrupted: long polling, or a webhook server when TELEGRAM_WEBHOOK_URL is set."""
     from bot.answer import make_answerer
 
-    bot_token(settings)  # a bad setting is one sentence, before the model loads
-    fmt.parse_users(settings.telegram_allowed_users, "TELEGRAM_ALLOWED_USERS")
-    fmt.parse_users(settings.telegram_admin_users, "TELEGRAM_ADMIN_USERS")
-    webhook_secret(settings)
+    bot_token(settings)  # required here alone; every other value was checked when read
     answerer = make_answerer(settings)
     answerer.warm_up()
     application = build_application(settings, answerer)
@@ -376,7 +369,7 @@ async def start_webhook(application: Application, settings: BotSettings) -> None
     Meant to sit behind a reverse proxy that terminates HTTPS. python-telegram-bot's server
     registers the webhook with its secret and answers 403 to any call without that secret.
     """
-    url = settings.telegram_webhook_url.strip()
+    url = settings.telegram_webhook_url
     secret = webhook_secret(settings)
     hide(RedactSecret(secret, "[webhook secret]"))  # setWebhook's parameters are logged at DEBUG
     host, port = settings.telegram_webhook_listen, settings.telegram_webhook_port
@@ -398,20 +391,13 @@ async def start_webhook(application: Application, settings: BotSettings) -> None
 
 
 def webhook_secret(settings: BotSettings) -> str:
-    """TELEGRAM_WEBHOOK_SECRET, checked; when it is empty, a strong random one for this run.
+    """TELEGRAM_WEBHOOK_SECRET; when it is empty, a strong random one for this run.
 
     Without a secret anyone who finds the webhook's address could post updates "from" an admin.
     Each start registers the secret anew with setWebhook, so a random one needs no setup.
     """
-    secret = settings.telegram_webhook_secret.get_secret_value().strip()
-    if not secret:
-        return secrets.token_urlsafe(32)  # 43 characters of [A-Za-z0-9_-]
-    if not SECRET.fullmatch(secret):
-        raise SettingsError(
-            "Invalid setting TELEGRAM_WEBHOOK_SECRET: use 1-256 letters, digits, '_' or '-' "
-            "(or leave it empty for a random one)."
-        )
-    return secret
+    # 43 characters of [A-Za-z0-9_-], which bot.settings.WEBHOOK_SECRET accepts
+    return settings.telegram_webhook_secret.get_secret_value() or secrets.token_urlsafe(32)
 
 
 # -- the gate ------------------------------------------------------------------------------
@@ -667,7 +653,8 @@ async def show_article(
         await answer_button(query, fmt.ARTICLE_GONE)
         return
     await answer_button(query)
-    parts = fmt.render_article(article)
+    # A whole article may be megabytes: cut it in a thread, as answers are computed.
+    parts = await asyncio.to_thread(fmt.render_article, article)
     async with chat_lock(context):
         if len(parts) <= fmt.ARTICLE_MESSAGES:
             await send_parts(message, parts)

@@ -15,8 +15,9 @@ nothing that only this process knows, and no file:
                            matched against the corpus folder's listing (`index.articles`), which
                            holds only files inside the folder; a forged hash matches nothing.
 
-Anything else -- garbled, forged, or of a format this code no longer writes -- reads as `None`,
-and the bot answers that the button no longer works. A new format takes new letters.
+Anything else -- garbled (not UTF-8: a lone surrogate), forged, too long, or of a format this
+code no longer writes -- reads as `None`, and the bot answers that the button no longer works.
+A new format takes new letters.
 """
 
 from __future__ import annotations
@@ -31,9 +32,9 @@ from pathlib import Path
 
 from telegram import InlineKeyboardButton, InlineKeyboardMarkup
 
-from bot.answer import short_title
 from bot.types import Answer
-from index.articles import Article, SkippedFile, load_article, scan_corpus, source_name
+from bot.wording import short_title
+from index.articles import Article, ArticleFileError, load_article, scan_corpus, source_name
 from index.errors import NewsbotError
 
 DATA_BYTES = 64  # Telegram's limit on callback data
@@ -68,9 +69,18 @@ def source_hash(source: str) -> str:
 def sources_data(key: str, question: str | None) -> str:
     data = f"{SOURCES}:{key}"
     with_question = f"{data}:{question}"
-    if question and len(with_question.encode("utf-8", "surrogateescape")) <= DATA_BYTES:
+    if question and _fits(with_question):
         return with_question
     return data
+
+
+def _fits(data: str) -> bool:
+    """Does `data` fit Telegram's 64 bytes of UTF-8? Text with a lone surrogate (JSON lets one
+    through, as `\\ud800`) is not UTF-8 at all, so it fits nothing."""
+    try:
+        return len(data.encode("utf-8")) <= DATA_BYTES
+    except UnicodeEncodeError:
+        return False
 
 
 def article_data(source: str) -> str:
@@ -79,7 +89,7 @@ def article_data(source: str) -> str:
 
 def parse(data: object) -> Button | None:
     """The button behind callback data, or None when it is not data this bot writes."""
-    if not isinstance(data, str) or len(data.encode("utf-8", "surrogateescape")) > DATA_BYTES:
+    if not isinstance(data, str) or not _fits(data):
         return None
     kind, _, rest = data.partition(":")
     if kind == ARTICLE and _HASH.fullmatch(rest):
@@ -160,5 +170,5 @@ def load_cited(corpus_dir: Path, digest: str) -> Article | None:
     try:
         path = find_article(corpus_dir, digest)
         return load_article(corpus_dir, path) if path is not None else None
-    except (SkippedFile, NewsbotError):  # unreadable now, or the corpus folder itself
+    except (ArticleFileError, NewsbotError):  # unreadable now, or the corpus folder itself
         return None

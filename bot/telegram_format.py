@@ -1,4 +1,4 @@
-"""Telegram's side of an answer, as pure functions: HTML messages, split to fit, and who may ask.
+"""Telegram's side of an answer, as pure functions: HTML messages, split to fit.
 
 Besides answers: `/sources`, whole articles (`render_article`: the body under its label, in
 numbered parts), the one message an inline result sends (`render_inline`: its question first,
@@ -13,8 +13,10 @@ A message holds at most 4,096 characters. An answer is a list of self-contained 
 paragraph, or one quote under its source's label) packed greedily into messages; a message is
 only ever cut between blocks, never inside a quote, a tag or an entity. When a source's quotes
 run on into the next message, its label is repeated there. A single quote too long for one
-message is cut at sentence boundaries (words, if a sentence is itself too long) *before* it is
-escaped, and each piece gets its own tags.
+message is cut at sentence boundaries (words, if a sentence is itself too long; the longest
+pieces that fit, if a word is) *before* it is escaped, and each piece gets its own tags. Cutting
+takes time linear in the text, since a whole article may be one 10 MB word: lengths are added
+up as pieces grow, never measured again, and a giant word is cut window by window.
 
 Lengths are counted on the HTML source in UTF-16 code units, which is never less than what
 Telegram counts (the text after parsing, in UTF-16).
@@ -28,11 +30,10 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from html import escape
 
-from bot.answer import direct_line, short_title
 from bot.types import Answer, IndexStats, Passage, Quote
+from bot.wording import by_source, direct_line, short_title
 from index.articles import Article
 from index.chunking import split_sentences
-from index.errors import SettingsError
 
 MESSAGE_LIMIT = 4096
 MIN_BUDGET = 64  # room for text in a part, whatever the label takes
@@ -125,7 +126,7 @@ def answer_blocks(answer: Answer) -> list[Block]:
     if answer.kind in ("refusal", "llm") and answer.text.strip():  # no quotes, or an LLM's words
         blocks += [Block(p) for p in paragraphs(answer.text)]
     blocks += [Block(direct_line(d), "b") for d in answer.direct]
-    for quotes in _by_source(answer.quotes):
+    for quotes in by_source(answer.quotes):
         label = source_html(quotes[0])
         blocks += [Block(q.shown, "blockquote", label) for q in quotes]
     if answer.notice:
@@ -189,11 +190,17 @@ def _cut(text: str, chars: int) -> str:
 # -- whole articles -----------------------------------------------------------------------
 def render_article(article: Article, limit: int = MESSAGE_LIMIT) -> list[str]:
     """An article's body as HTML messages, each headed by its label (and "i/n" when split);
-    paragraphs are cut like quotes, at sentences, and never inside a tag."""
+    paragraphs are cut like quotes, at sentences, and never inside a tag. Megabytes take a
+    second or more: `bot.telegram` calls this in a worker thread."""
     header = source_html(article)
-    room = limit - tg_len(header) - len(" (99/99)") - 2
     lines = [line.strip() for line in article.body.splitlines() if line.strip()]
-    parts = pack([Block(line) for line in lines], max(room, MIN_BUDGET))
+    digits = 2
+    while True:  # room for " (i/n)": packed again in the rare case n has more digits
+        room = limit - tg_len(header) - len(f" ({'9' * digits}/{'9' * digits})") - 2
+        parts = pack([Block(line) for line in lines], max(room, MIN_BUDGET))
+        if len(str(len(parts))) <= digits:
+            break
+        digits = len(str(len(parts)))
     if len(parts) == 1:
         return [f"{header}\n\n{parts[0]}"]
     return [f"{header} ({i}/{len(parts)})\n\n{part}" for i, part in enumerate(parts, 1)]
@@ -217,13 +224,6 @@ def source_html(item: Quote | Passage | Article) -> str:
     return " · ".join(parts)
 
 
-def _by_source(quotes: Sequence[Quote]) -> list[list[Quote]]:
-    groups: dict[str, list[Quote]] = {}
-    for quote in quotes:
-        groups.setdefault(quote.source, []).append(quote)
-    return list(groups.values())
-
-
 def paragraphs(text: str) -> list[str]:
     return [p.strip() for p in re.split(r"\n\s*\n", text) if p.strip()]
 
@@ -231,77 +231,101 @@ def paragraphs(text: str) -> list[str]:
 def pack(blocks: Iterable[Block], limit: int = MESSAGE_LIMIT) -> list[str]:
     """Fill messages with whole blocks; blocks of one label sit under it, one per line."""
     parts: list[str] = []
-    current, label = "", None
+    current: list[str] = []  # the message being filled, in pieces: joined once, when full
+    size, label = 0, None  # its length (lengths add up, so nothing is measured twice)
     for block in blocks:
-        budget = max(limit - (tg_len(block.label) + 1 if block.label else 0), MIN_BUDGET)
+        label_size = tg_len(block.label) + 1 if block.label else 0
+        budget = max(limit - label_size, MIN_BUDGET)
         for piece in block.pieces(budget):
-            fresh = f"{block.label}\n{piece}" if block.label else piece
-            if not current:
-                current = fresh
+            piece_size = tg_len(piece)
+            fresh = [block.label, "\n", piece] if block.label else [piece]
+            fresh_size = label_size + piece_size
+            if not size:
+                current, size = fresh, fresh_size
             elif block.label and block.label == label:
-                addition = f"\n{piece}"
-                if tg_len(current) + tg_len(addition) <= limit:
-                    current += addition
+                if size + 1 + piece_size <= limit:
+                    current += ["\n", piece]
+                    size += 1 + piece_size
                 else:
-                    parts.append(current)
-                    current = fresh
-            elif tg_len(current) + 2 + tg_len(fresh) <= limit:
-                current += f"\n\n{fresh}"
+                    parts.append("".join(current))
+                    current, size = fresh, fresh_size
+            elif size + 2 + fresh_size <= limit:
+                current += ["\n\n", *fresh]
+                size += 2 + fresh_size
             else:
-                parts.append(current)
-                current = fresh
+                parts.append("".join(current))
+                current, size = fresh, fresh_size
             label = block.label
-    if current:
-        parts.append(current)
+    if size:
+        parts.append("".join(current))
     return parts
 
 
 def split_text(text: str, budget: int) -> list[str]:
     """Cut plain text into pieces whose escaped form fits `budget`: at sentences, else words.
 
-    Pieces are consecutive slices of `text` (stripped), so nothing is lost or reordered.
+    Pieces are consecutive slices of `text` (stripped), so nothing is lost or reordered. Time
+    is linear in the length of `text`, however long its words (a hostile article may be one
+    10 MB word, and the whole article is cut).
     """
-    units = _units(text, budget)
     pieces: list[str] = []
-    current = ""
-    for unit in units:
-        joined = f"{current} {unit}" if current else unit
-        if tg_len(plain(joined)) <= budget:
-            current = joined
+    current: list[str] = []  # units of the piece being filled, joined by spaces
+    size = 0  # its escaped length
+    for unit in _units(text, budget):
+        unit_size = tg_len(plain(unit))
+        if current and size + 1 + unit_size <= budget:
+            current.append(unit)
+            size += 1 + unit_size
         else:
             if current:
-                pieces.append(current)
-            current = unit
+                pieces.append(" ".join(current))
+            current, size = [unit], unit_size
     if current:
-        pieces.append(current)
+        pieces.append(" ".join(current))
     return pieces
 
 
 def _units(text: str, budget: int) -> list[str]:
-    """Sentences of `text`; a sentence too long for `budget` becomes words (or characters)."""
+    """Sentences of `text`; a sentence too long for `budget` becomes words (or pieces of
+    words); none is empty."""
     units: list[str] = []
-    for a, b in split_sentences(text) or [(0, len(text))]:
+    for a, b in split_sentences(text):
         sentence = text[a:b].strip()
         if tg_len(plain(sentence)) <= budget:
             units.append(sentence)
             continue
         for word in sentence.split():
-            while tg_len(plain(word)) > budget:  # a 5,000-character URL, say
-                cut = _longest_prefix(word, budget)
-                units.append(word[:cut])
-                word = word[cut:]
-            if word:
+            if tg_len(plain(word)) <= budget:
                 units.append(word)
+            else:  # a 5,000-character URL, say
+                units += _cut_word(word, budget)
     return units
 
 
-def _longest_prefix(word: str, budget: int) -> int:
-    size = 0
-    for i, char in enumerate(word):
-        size += tg_len(plain(char))
-        if size > budget:
-            return max(i, 1)
-    return len(word)
+def _cut_word(word: str, budget: int) -> list[str]:
+    """`word` in consecutive pieces, each the longest run of what is left whose escaped form
+    fits `budget` (at least one character).
+
+    A piece is at most `budget` characters (each counts at least one), found by bisecting that
+    window when it does not fit whole, so a word costs O(len log budget); measuring the
+    ever-shorter rest of the word, piece after piece, would be quadratic in its length.
+    """
+    pieces: list[str] = []
+    start = 0
+    while start < len(word):
+        end = min(start + max(budget, 1), len(word))
+        if tg_len(plain(word[start:end])) > budget:
+            fits, too_long = start + 1, end  # `fits` fits, or is the one character that must go
+            while too_long - fits > 1:
+                middle = (fits + too_long) // 2
+                if tg_len(plain(word[start:middle])) <= budget:
+                    fits = middle
+                else:
+                    too_long = middle
+            end = fits
+        pieces.append(word[start:end])
+        start = end
+    return pieces
 
 
 # -- other messages -----------------------------------------------------------------------
@@ -356,42 +380,3 @@ def html_to_text(html: str) -> str:
     from html import unescape
 
     return unescape(re.sub(r"</?[a-z][^>]*>", "", html))
-
-
-# -- who may ask --------------------------------------------------------------------------
-_USERNAME = re.compile(r"@?([A-Za-z][A-Za-z0-9_]{2,31})")
-
-
-@dataclass(frozen=True)
-class UserList:
-    """Telegram users named by numeric id or @username (usernames compare case-blind)."""
-
-    ids: frozenset[int] = frozenset()
-    usernames: frozenset[str] = frozenset()
-
-    def __bool__(self) -> bool:
-        return bool(self.ids or self.usernames)
-
-    def __contains__(self, user) -> bool:
-        if user is None:
-            return False
-        username = (getattr(user, "username", None) or "").lower()
-        return user.id in self.ids or (bool(username) and username in self.usernames)
-
-
-def parse_users(value: str, variable: str) -> UserList:
-    """`"12345, @alice bob"` -> UserList; anything else is a SettingsError naming `variable`."""
-    ids, usernames = set(), set()
-    for item in re.split(r"[\s,;]+", value.strip()):
-        if not item:
-            continue
-        if item.isdigit():
-            ids.add(int(item))
-        elif match := _USERNAME.fullmatch(item):
-            usernames.add(match[1].lower())
-        else:
-            raise SettingsError(
-                f"Invalid setting {variable}: {item!r} is neither a numeric user id nor an "
-                "@username (separate several with commas)."
-            )
-    return UserList(frozenset(ids), frozenset(usernames))

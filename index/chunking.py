@@ -34,7 +34,6 @@ ABBREVIATIONS = frozenset(
     rev fr hon pres supt det insp messrs mt ft""".split()
 )
 _BOUNDARY = re.compile(r"""[.!?…]+["'”’)\]]*(?=\s+["'“‘(\[]?[A-Z0-9])""")
-_LAST_WORD = re.compile(r"""(\S+)$""")
 
 
 @dataclass(frozen=True)
@@ -92,13 +91,22 @@ def _skip_space(text: str, pos: int, end: int) -> int:
     return pos
 
 
+def _last_word(text: str, start: int, end: int) -> str:
+    """The run of non-space characters ending at `end`, not reaching back before `start`.
+
+    Read backwards: a regex search from `start` would rescan the whole sentence so far at each
+    skipped abbreviation, quadratic in a line of initials ("A. A. A. ...").
+    """
+    begin = end
+    while begin > start and not text[begin - 1].isspace():
+        begin -= 1
+    return text[begin:end]
+
+
 def _is_abbreviation(text: str, sent_start: int, match: re.Match) -> bool:
     if text[match.start()] != ".":
         return False
-    word = _LAST_WORD.search(text, sent_start, match.start())
-    if not word:
-        return False
-    token = word.group(1).lstrip("\"'“‘(").lower()
+    token = _last_word(text, sent_start, match.start()).lstrip("\"'“‘(").lower()
     # Initials ("J. K. Rowling") and known abbreviations ("Mr.", "U.S.") do not end sentences.
     return (len(token) == 1 and token.isalpha()) or token in ABBREVIATIONS
 

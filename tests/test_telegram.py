@@ -37,9 +37,10 @@ from telegram import Update
 from bot import telegram as tg
 from bot import telegram_buttons as buttons
 from bot import telegram_format as fmt
-from bot.answer import Answerer, QuestionError, format_answer
-from bot.settings import BotSettings
+from bot.answer import Answerer, QuestionError
+from bot.settings import WEBHOOK_SECRET, BotSettings
 from bot.types import Answer, IndexStats, Passage, Quote
+from bot.wording import format_answer
 from index.build import BuildReport, build_index
 from index.errors import IndexBusyError
 from index.settings import load_settings
@@ -364,6 +365,7 @@ async def test_errors_get_an_apology_and_a_traceback_without_the_token(api, capl
     assert "bot123456789:[token]" in caplog.text
 
 
+@pytest.mark.slow
 async def test_typing_is_shown_and_renewed_while_answering(api, monkeypatch):
     monkeypatch.setattr(tg, "TYPING_EVERY", 0.1)
     async with initialized(api, FakeAnswerer(delay=0.6)) as app:
@@ -375,6 +377,7 @@ async def test_typing_is_shown_and_renewed_while_answering(api, monkeypatch):
     assert any(int(a["chat_id"]) == GROUP for a in api.actions)
 
 
+@pytest.mark.slow
 async def test_flood_control_waits_as_asked_then_sends(api):
     api.retry_after(1)
     async with initialized(api, FakeAnswerer()) as app:
@@ -581,6 +584,7 @@ async def test_inline_typing_is_answered_for_the_last_query_only(api, monkeypatc
     assert [api.answered(i) is not None for i in ids] == [False, False, True]
 
 
+@pytest.mark.slow
 async def test_a_slow_inline_answer_does_not_hold_up_the_bot(api, monkeypatch):
     monkeypatch.setattr(tg, "INLINE_PAUSE", 0.01)
     answerer = FakeAnswerer(delay=3.0)
@@ -697,6 +701,7 @@ async def test_an_answer_that_cannot_be_delivered_gets_the_apology_and_is_not_re
     assert [turns for _, turns in answerer.asked] == [0, 0]  # "lost?" is no history
 
 
+@pytest.mark.slow
 async def test_with_sends_failing_at_random_every_answer_arrives_once_and_in_order(
     api, quick_retries
 ):
@@ -716,6 +721,7 @@ async def test_with_sends_failing_at_random_every_answer_arrives_once_and_in_ord
         assert said(api, chat) == [f"Said: {q}" for q in asked]
 
 
+@pytest.mark.slow
 async def test_slow_answer_never_holds_up_other_chats(api):
     answerer = FakeAnswerer(delay=3.0)
     async with running(api, answerer):
@@ -727,6 +733,7 @@ async def test_slow_answer_never_holds_up_other_chats(api):
         await until(lambda: api.sent_to(101), 15, "slow answer")
 
 
+@pytest.mark.slow
 async def test_questions_in_one_chat_are_answered_in_order(api):
     answerer = FakeAnswerer(delay=0.5)
     async with running(api, answerer):
@@ -738,6 +745,7 @@ async def test_questions_in_one_chat_are_answered_in_order(api):
     assert [turns for _, turns in answerer.asked] == [0, 1, 2, 3]
 
 
+@pytest.mark.slow
 async def test_polling_survives_network_errors(api, caplog):
     api.fail_polls(2)
     with caplog.at_level(logging.WARNING):
@@ -791,7 +799,7 @@ async def test_webhook_without_a_secret_makes_one_and_forged_updates_reach_no_ha
             assert await _post(url, forged, "guessed") == 403
             [(_, params)] = [call for call in api.calls if call[0] == "setWebhook"]
             secret = params["secret_token"]
-            assert tg.SECRET.fullmatch(secret) and len(secret) >= 32
+            assert WEBHOOK_SECRET.fullmatch(secret) and len(secret) >= 32
             assert await _post(url, forged, secret[:-1]) == 403
             # A genuine update after the forged ones is handled; the forged ones never were.
             genuine = {"update_id": 8, "message": api.message(101, "/help", user=ALICE)}

@@ -107,3 +107,14 @@ def test_an_article_is_found_only_among_the_corpus_folder_files(tmp_path):
     for source in ("leak.txt", "../secret.txt", str(secret), "missing.txt"):
         assert buttons.load_cited(corpus, buttons.source_hash(source)) is None
     assert buttons.load_cited(tmp_path / "gone", buttons.source_hash("sub/inside.txt")) is None
+
+
+@pytest.mark.parametrize("data", ["s:AAAAAAAA:\ud800", "s:AAAAAAAA:\udc80", "a:\udfff" * 4])
+def test_data_that_is_not_utf8_reads_as_a_broken_button(data):
+    assert buttons.parse(data) is None
+
+
+def test_a_question_that_is_not_utf8_is_left_out_of_the_sources_data():
+    data = buttons.sources_data("k" * 8, "Why \udc80?")
+    assert data == "s:kkkkkkkk"
+    assert buttons.parse(data) == buttons.Button(buttons.SOURCES, "k" * 8)

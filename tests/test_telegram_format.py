@@ -9,15 +9,12 @@ import re
 import pytest
 from fake_bot_api import TAG, html_error
 
-from bot.answer import format_answer
 from bot.telegram_format import (
     MESSAGE_LIMIT,
     NO_SOURCES,
-    UserList,
     article_caption,
     html_to_text,
     pack,
-    parse_users,
     render_article,
     render_html,
     render_inline,
@@ -28,6 +25,7 @@ from bot.telegram_format import (
     tg_len,
 )
 from bot.types import Answer, DirectAnswer, IndexStats, Passage, Quote
+from bot.wording import format_answer
 from index.articles import Article
 from index.build import BuildReport
 from index.errors import SettingsError
@@ -52,11 +50,6 @@ def assert_valid(parts: list[str], limit: int = MESSAGE_LIMIT) -> None:
     for part in parts:
         assert html_error(part) is None, part
         assert tg_len(part) <= limit
-
-
-class User:
-    def __init__(self, id: int, username: str | None = None):
-        self.id, self.username = id, username
 
 
 # -- escaping -----------------------------------------------------------------------------
@@ -180,6 +173,54 @@ def test_split_text_keeps_words_in_order_and_fits():
     assert " ".join(pieces).split() == text.split()
 
 
+# A hostile article may be megabytes without a space: cutting it must take time linear in its
+# length (these finish in a second; cut the quadratic way they took minutes, freezing the bot).
+GIANT_WORD = "a&<😀é>" * 350_000  # 2.1 million characters, 4.2 MB escaped
+
+
+def test_a_2_mb_unbreakable_word_is_cut_into_longest_pieces_that_fit_and_join_back():
+    pieces = split_text(GIANT_WORD, MESSAGE_LIMIT)
+    assert "".join(pieces) == GIANT_WORD
+    sizes = [tg_len(html.escape(p, quote=False)) for p in pieces]
+    assert max(sizes) <= MESSAGE_LIMIT
+    # Each piece is as long as fits: one character more would not have.
+    end = 0
+    for piece in pieces[:-1]:
+        end += len(piece)
+        assert tg_len(html.escape(piece + GIANT_WORD[end], quote=False)) > MESSAGE_LIMIT
+
+
+def test_cutting_a_word_never_stalls_on_a_tiny_budget():
+    assert split_text("&&&", 1) == ["&", "&", "&"]  # a character wider than the budget goes alone
+    assert split_text("ab&", 3) == ["ab", "&"]
+
+
+def test_a_whole_article_of_one_giant_word_renders_in_parts_within_the_limit():
+    parts = render_article(article(GIANT_WORD[:400_000]))
+    assert len(parts) > 100
+    assert_valid(parts)
+    assert "".join(visible(p).split("\n\n", 1)[1] for p in parts) == GIANT_WORD[:400_000]
+
+
+def test_a_whole_article_of_a_line_of_initials_renders():
+    # Every "A." might end a sentence, and none does: the sentence so far was searched again
+    # at each one (index.chunking), quadratic in the line's length.
+    line = "A. " * 100_000
+    parts = render_article(article(line))
+    assert_valid(parts)
+    assert " ".join(visible(p).split("\n\n", 1)[1] for p in parts).split() == line.split()
+
+
+def test_answers_and_sources_cut_a_giant_word_the_same_way():
+    word = GIANT_WORD[:300_000]
+    answer = extractive(quote(word))
+    answer.passages = [Passage(word, "001_x.txt", 0, len(word), "Title", None)]
+    for parts in (render_html(answer), render_sources(answer)):
+        assert_valid(parts)
+        quoted = re.findall(r"<blockquote[^>]*>(.*?)</blockquote>", "".join(parts), re.S)
+        assert html.unescape("".join(quoted)) == word
+
+
 def test_sources_show_every_passage_in_full_and_split():
     passages = [
         Passage(f"Passage {i}: " + "words & <more> words. " * 60, f"f{i}.txt", 0, 10, "T", None)
@@ -275,21 +316,6 @@ def test_stats_and_reindex_report():
     assert html_error(text) is None
     assert "Index updated." in text and "added 1: <code>new &lt;1&gt;.txt</code>" in text
     assert "already up to date" in render_report(BuildReport(unchanged=["a.txt"]))
-
-
-# -- who may ask --------------------------------------------------------------------------
-def test_parse_users_takes_ids_and_usernames():
-    users = parse_users(" 12345, @Alice;bob_99  777 ", "TELEGRAM_ALLOWED_USERS")
-    assert users.ids == {12345, 777} and users.usernames == {"alice", "bob_99"}
-    assert User(12345) in users and User(1, "ALICE") in users and User(2, "bob_99") in users
-    assert User(3, "carol") not in users and User(4) not in users and None not in users
-    assert not parse_users("", "X") and not UserList()
-
-
-@pytest.mark.parametrize("bad", ["12ab", "@a", "bob smith!", "-5", "@"])
-def test_parse_users_names_the_variable_on_nonsense(bad):
-    with pytest.raises(SettingsError, match="TELEGRAM_ADMIN_USERS"):
-        parse_users(bad, "TELEGRAM_ADMIN_USERS")
 
 
 # -- the token ----------------------------------------------------------------------------
