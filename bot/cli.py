@@ -1,8 +1,11 @@
 """The `newsbot` command: index, ask, chat, eval, telegram.
 
-This module only parses arguments, sets up logging and turns `NewsbotError` into one line on
-stderr and exit status 1 (a traceback only with NEWSBOT_DEBUG=1). A reader that goes away
-(`newsbot index | head -1`) ends the command quietly with status 141, as a pipe ends `yes`.
+This module only parses arguments, sets up logging and turns every error a user can cause into
+one line on stderr: a `NewsbotError` (bad settings among them, however the settings file is
+bad) and a pydantic `ValidationError` that got past `load_settings` exit with status 1 (a
+traceback only with NEWSBOT_DEBUG=1); Ctrl-C says what was interrupted and what to do about
+it, with status 130. A reader that goes away (`newsbot index | head -1`) ends the command
+quietly with status 141, as a pipe ends `yes`.
 
 Everything printed that came from a file, a user or an LLM goes through `bot.terminal_text`:
 text without terminal controls, JSON with them escaped, log lines too (file names reach the
@@ -38,31 +41,70 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return args.run(args) or 0
     except NewsbotError as exc:
-        if os.environ.get("NEWSBOT_DEBUG"):
-            raise
-        print(f"newsbot: {one_line(str(exc))}", file=sys.stderr)
-        return 1
+        return _failed(exc)
     except KeyboardInterrupt:
-        print(file=sys.stderr)
+        print(f"\nnewsbot: {args.interrupted}", file=sys.stderr)
         return 130
     except BrokenPipeError:
-        # Whatever is still buffered for stdout must not fail again at exit.
-        with contextlib.suppress(OSError, ValueError):
-            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        _drop_stdout()
         return 141
+    except Exception as exc:
+        from pydantic import ValidationError  # imported already if it is one
+
+        if not isinstance(exc, ValidationError):
+            raise
+        from index.settings import settings_error
+
+        return _failed(settings_error(exc))
+
+
+INTERRUPTED = "interrupted."
+PRELOAD_GRACE = 5.0  # seconds an interrupted `newsbot ask` waits for its models to finish
+# A build commits as it goes (index.build: crash-safe), so the next run goes on from there.
+INDEX_INTERRUPTED = "interrupted; what was indexed is kept, and `newsbot index` finishes it."
+
+
+def output(text: str) -> None:
+    """Print `text` to standard output: one that is closed or cannot be written (a full disk,
+    an I/O error) is an error the user is told of in one line, not a silent success."""
+    if sys.stdout is None:
+        raise NewsbotError("standard output is closed, so the answer cannot be printed.")
+    try:
+        print(text, flush=True)
+    except BrokenPipeError:
+        raise
+    except OSError as exc:
+        _drop_stdout()
+        raise NewsbotError(
+            f"cannot write to standard output ({exc.strerror or exc}); nothing was printed."
+        ) from None
+
+
+def _drop_stdout() -> None:
+    """Whatever is still buffered for stdout must not fail again at exit."""
+    with contextlib.suppress(OSError, ValueError, AttributeError):
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+
+
+def _failed(exc: NewsbotError) -> int:
+    if os.environ.get("NEWSBOT_DEBUG"):
+        raise exc
+    print(f"newsbot: {one_line(str(exc))}", file=sys.stderr)
+    return 1
 
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="newsbot", description="Ask questions over a folder of news articles."
     )
+    parser.set_defaults(interrupted=INTERRUPTED)
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
 
     p = sub.add_parser("index", help="build or update the index of the corpus folder")
     p.add_argument("--rebuild", action="store_true", help="start the index from scratch")
     p.add_argument("--watch", action="store_true", help="keep updating until interrupted")
     p.add_argument("--json", action="store_true", help="print the report as one JSON object")
-    p.set_defaults(run=_run_index)
+    p.set_defaults(run=_run_index, interrupted=INDEX_INTERRUPTED)
 
     p = sub.add_parser("ask", help="answer one question and exit")
     p.add_argument("question", help="the question, in quotes")
@@ -137,9 +179,9 @@ def _run_index(args) -> int:
 
 def _print_report(report, settings, as_json: bool) -> None:
     if as_json:
-        print(json_text(report.to_dict()), flush=True)
+        output(json_text(report.to_dict()))
         return
-    print(format_report(report, settings), flush=True)
+    output(format_report(report, settings))
 
 
 def format_report(report, settings) -> str:
@@ -190,13 +232,19 @@ def _run_ask(args) -> int:
         answerer = make_answerer(settings, retriever=retriever)
         answer = answerer.answer(question, [], asked_on=today)
         if args.json:
-            print(json_text(answer.to_dict()))
+            output(json_text(answer.to_dict()))
         else:
-            print(render_text(answer, color=use_color(sys.stdout)))
-    finally:
+            output(render_text(answer, color=use_color(sys.stdout)))
+    except BaseException:
+        # Ctrl-C or an error: wait for the models a little only. A Ctrl-C that lands while
+        # both threads import can leave an import lock held, and the preload never ends.
+        loading.join(timeout=PRELOAD_GRACE)
+        raise
+    else:
         # An answer that needs no reranker can be ready while its ONNX session is still
         # being made; leaving then aborts in ONNX Runtime's teardown (status 134).
         loading.join()
+    finally:
         if retriever is not None:
             retriever.close()
     return 0

@@ -28,8 +28,13 @@ Runtime, tokenizers, torch), whose locks a child would inherit held and whose th
 not inherit at all -- a child forked after chromadb was opened hangs in it. `newsbot ask`
 calls `prefetch` first thing; anywhere else it declines and the question is retrieved here.
 The child leaves with `os._exit` (multiprocessing does that), running none of this process's
-clean-up. Chat and Telegram keep one process that loads everything once and answers many
-questions; this is for one-shot questions only.
+clean-up. It never outlives this process: the kernel kills it when its parent dies
+(PR_SET_PDEATHSIG, on Linux), however the parent ends -- SIGTERM, SIGKILL, a closed terminal --
+and it ignores Ctrl-C, which this process answers (SIGINT is blocked while it forks, so a
+Ctrl-C at that moment is raised here, after the fork, and not inside a fork hook).
+
+Chat and Telegram keep one process that loads everything once and answers many questions;
+this is for one-shot questions only.
 """
 
 from __future__ import annotations
@@ -37,6 +42,8 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import multiprocessing
+import os
+import signal
 import sys
 import threading
 from dataclasses import dataclass
@@ -45,6 +52,7 @@ from typing import Any
 
 log = logging.getLogger(__name__)
 
+PR_SET_PDEATHSIG = 1  # prctl(2)
 NATIVE_THREADS = {"chromadb", "chromadb_rust_bindings", "onnxruntime", "tokenizers", "torch"}
 
 
@@ -61,16 +69,26 @@ def prefetch(settings, question: str, asked_on: dt.date) -> PrefetchedRetriever 
     context = multiprocessing.get_context("fork")
     receiver, sender = context.Pipe(duplex=False)
     child = context.Process(
-        target=_retrieve, args=(settings, question, asked_on, sender), name="newsbot-retrieve"
+        target=_retrieve,
+        args=(settings, question, asked_on, sender, receiver, os.getpid()),
+        name="newsbot-retrieve",
     )
     child.daemon = True
-    child.start()
-    sender.close()  # so that a child that dies without a word reads as EOF here
+    mask = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+    try:
+        child.start()
+    finally:
+        sender.close()  # so that a child that dies without a word reads as EOF here
+        signal.pthread_sigmask(signal.SIG_SETMASK, mask)  # a Ctrl-C meanwhile is raised now
     return PrefetchedRetriever(settings, question, asked_on, child, receiver)
 
 
-def _retrieve(settings, question: str, asked_on: dt.date, sender) -> None:
+def _retrieve(settings, question: str, asked_on: dt.date, sender, receiver, parent: int) -> None:
     """In the child: retrieve as `Answerer.answer` will ask, and send the hits back."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # discards one pending from the fork, too
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
+    receiver.close()  # the parent's end: with it closed here, only the parent reads the pipe
+    _die_with(parent)
     try:
         from bot.answer import retrieval_request
         from bot.dates import find_period
@@ -95,6 +113,19 @@ def _retrieve(settings, question: str, asked_on: dt.date, sender) -> None:
         sender.send(None)
     finally:
         sender.close()
+
+
+def _die_with(parent: int) -> None:
+    """Have the kernel kill this process when `parent` ends (Linux); leave if it has already."""
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+    except (OSError, AttributeError):  # not Linux: the parent closes it when it can
+        log.debug("cannot tie the retrieval child to its parent", exc_info=True)
+    if os.getppid() != parent:  # it died before the tie was made
+        os._exit(0)
 
 
 @dataclass
@@ -164,7 +195,9 @@ class PrefetchedRetriever:
         return self.local.store
 
     def close(self) -> None:
-        """Wait for the child (it has sent its result or died by now, or is cut short)."""
+        """End the child: it has sent its result by now, or its result is not wanted."""
+        if not self._received:  # a Ctrl-C or an error before retrieval: stop it now
+            self._child.kill()
         self._receiver.close()
         self._child.join(timeout=5)
         if self._child.is_alive():

@@ -26,7 +26,7 @@ from pathlib import Path
 from index.clients import forget_shared_clients
 from index.errors import StoreError
 from index.settings import IndexSettings
-from index.store import ChunkStore
+from index.store import EMBEDDED_DATABASE, ChunkStore
 
 log = logging.getLogger(__name__)
 
@@ -91,7 +91,7 @@ def _chroma_problem(settings: IndexSettings) -> str | None:
         return None
     if not folder.is_dir():
         return "not a folder"
-    database = folder / "chroma.sqlite3"
+    database = folder / EMBEDDED_DATABASE
     if database.exists():
         problem = sqlite_problem(database)
         if problem:

@@ -68,6 +68,8 @@ from index.settings import IndexSettings
 
 log = logging.getLogger(__name__)
 
+EMBEDDED_DATABASE = "chroma.sqlite3"  # what an embedded Chroma folder holds once made
+
 META_PREFIX = "newsbot_"
 ACTIVE_KEY = META_PREFIX + "active"
 POINTER_SUFFIX = ".active"
@@ -113,6 +115,15 @@ class Rows(list):
     vanished: int = 0
 
 
+def mismatch(built_model, built_chunking, model: str, chunking: str) -> IndexMismatchError:
+    """The error of an index built with another embedding model or chunking than asked for."""
+    return IndexMismatchError(
+        f"The index was built with model {built_model!r} and chunking {built_chunking}, "
+        f"but the settings ask for {model!r} and {chunking}. "
+        "Run `newsbot index --rebuild` to rebuild it."
+    )
+
+
 def chunking_id(settings: IndexSettings) -> str:
     return f"{settings.chunk_size}/{settings.chunk_overlap}"
 
@@ -126,10 +137,20 @@ class ChunkStore:
 
     def __init__(self, settings: IndexSettings, client=None, name: str | None = None):
         self.settings = settings
-        self.client = client or make_client(settings)
+        self._client = client  # made on first use: making an embedded one makes its folder
         self.pinned = name
         self.name: str | None = name
         self._collection = None
+
+    @property
+    def client(self):
+        if self._client is None:
+            self._client = make_client(self.settings)
+        return self._client
+
+    @client.setter
+    def client(self, client) -> None:
+        self._client = client
 
     # -- names -----------------------------------------------------------------------------
     @property
@@ -163,6 +184,8 @@ class ChunkStore:
     def open(self, create: bool = False):
         if self._collection is not None:
             return self._collection
+        if not create and not self.settings.chroma_host and not self._embedded_store_exists():
+            raise self._missing()  # and do not make one: the folder may be a typo
         for _ in range(RESOLVE_TRIES):
             name = self.active_name()
             try:
@@ -208,6 +231,16 @@ class ChunkStore:
             return f"Chroma at {self.settings.chroma_host}:{self.settings.chroma_port}"
         return str(self.settings.store_dir)
 
+    def _embedded_store_exists(self) -> bool:
+        """Is anything where the embedded database would be? (Opening one creates it, which a
+        mistyped NEWSBOT_STORE_DIR must not; a damaged one is opened, to say how it is.)"""
+        store, chroma = self.settings.store_dir, self.settings.chroma_dir
+
+        def absent(path) -> bool:
+            return not path.exists() and not path.is_symlink()
+
+        return not (absent(store) or (store.is_dir() and absent(chroma)))
+
     def _missing(self) -> IndexMissingError:
         return IndexMissingError(f"No index yet in {self._where()} — run `newsbot index` first.")
 
@@ -226,11 +259,7 @@ class ChunkStore:
     def check_compatible(self, model_id: str, chunking: str) -> IndexInfo:
         info = self.info()
         if info.model and (info.model != model_id or info.chunking != chunking):
-            raise IndexMismatchError(
-                f"The index was built with model {info.model!r} and chunking {info.chunking}, "
-                f"but the settings ask for {model_id!r} and {chunking}. "
-                "Run `newsbot index --rebuild` to rebuild it."
-            )
+            raise mismatch(info.model, info.chunking, model_id, chunking)
         return info
 
     def update_meta(self, **values: Any) -> None:
@@ -283,7 +312,7 @@ class ChunkStore:
             return
         folder = self.settings.chroma_dir
         try:
-            uri = f"{(folder / 'chroma.sqlite3').resolve().as_uri()}?mode=ro"
+            uri = f"{(folder / EMBEDDED_DATABASE).resolve().as_uri()}?mode=ro"
             with contextlib.closing(sqlite3.connect(uri, uri=True, timeout=30)) as db:
                 live = {row[0] for row in db.execute("SELECT id FROM segments")}
         except sqlite3.Error as exc:
