@@ -1,4 +1,5 @@
-# newsbot: `make chat` to ask questions over corpus/, `make test` to run the tests.
+# newsbot: `make chat` to ask questions over corpus/, `make test` to run the tests (`make test-unit`
+# for the fast tier: no real model, no real `newsbot` process).
 # Both set up .venv/ first. torch is installed on its own, pinned, before anything can pull
 # in an unpinned torch (which would be a CUDA build of several GB).
 
@@ -9,7 +10,7 @@ STAMP := $(VENV)/.installed
 TORCH := torch==2.13.0
 EXTRAS := dev,openai-like,ollama
 
-.PHONY: setup chat index test lint bench clean
+.PHONY: setup chat index test test-unit lint bench clean
 
 setup: $(STAMP)
 
@@ -29,6 +30,9 @@ index: $(STAMP)
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q
+
+test-unit: $(STAMP)
+	$(BIN)/python -m pytest -q -m "not integration and not slow"
 
 lint: $(STAMP)
 	$(BIN)/ruff check bot index tests benchmarks

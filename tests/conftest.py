@@ -1,18 +1,29 @@
 """Shared fixtures: an environment that never sees the developer's own settings, small corpora
-written into `tmp_path`, settings that point at them, and helpers to run the real CLI.
+written into `tmp_path`, settings that point at them, and helpers to run the CLI.
 
 Unit tests embed with the deterministic `hashing` model (no torch); tests marked `integration`
 use the real bundled model, loaded once per session.
+
+The CLI is run two ways. `run_main` calls `bot.cli.main(args)` in this process -- what the
+`newsbot` script runs -- with the command's environment, working folder, stdin, stdout and
+stderr, so most CLI tests pay neither Python's start-up nor a model load per command. A real
+subprocess (`run_newsbot`, `NEWSBOT`) is kept for what only a process shows: exit statuses set
+at exit, closed pipes, signals, a terminal, resource limits, and the cold `newsbot ask` that
+retrieves in a forked child (bot.prefetch; `run_main` never forks, as chromadb is loaded).
+Those tests are marked `slow`; `make test-unit` leaves them out.
 """
 
 from __future__ import annotations
 
+import io
+import logging
 import os
 import shutil
 import socket
 import subprocess
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -196,6 +207,100 @@ def run_newsbot(tmp_path) -> Callable[..., subprocess.CompletedProcess]:
             text=True,
             timeout=timeout,
         )
+
+    return run
+
+
+@dataclass(frozen=True)
+class Ran:
+    """A finished `run_main` command, read as a `subprocess.CompletedProcess` is."""
+
+    args: tuple[str, ...]
+    returncode: int
+    stdout: str
+    stderr: str
+
+
+class _Exited(BaseException):
+    """`os._exit(status)` of a command run in this process (`newsbot chat` leaves that way)."""
+
+    def __init__(self, status: int):
+        super().__init__(status)
+        self.status = status
+
+
+def _exit_status(code) -> int:
+    """The status `sys.exit(code)` leaves a process with (argparse exits with 2)."""
+    if code is None:
+        return 0
+    if isinstance(code, int):
+        return code
+    print(code, file=sys.stderr)
+    return 1
+
+
+@pytest.fixture
+def run_main(tmp_path, monkeypatch, capsys) -> Callable[..., Ran]:
+    """run_main(*args, env=..., cwd=tmp_path, stdin=b"") -> Ran: `newsbot ARGS` in this process.
+
+    Only the NEWSBOT_/TELEGRAM_ variables of `env` (a `cli_env` environment, say) are set;
+    `stdin` is piped in (bytes as they are, text as UTF-8). Each run starts as a new process
+    would: logging set up afresh by the command, and Chroma reading the store from disk (a
+    process keeps one Chroma system per folder, index.clients). An exception `main` lets out
+    is raised here, where a process would print its traceback. Afterwards the environment,
+    working folder, logging and stdin are as they were."""
+    import chromadb  # noqa: F401 -- loaded, so that `newsbot ask` never forks pytest
+
+    from bot.cli import main
+    from index.clients import forget_shared_clients
+
+    root = logging.getLogger()
+
+    def run(
+        *args: str,
+        env: Mapping[str, str] | None = None,
+        cwd: Path | None = None,
+        stdin: bytes | str = b"",
+    ) -> Ran:
+        piped = stdin.encode() if isinstance(stdin, str) else stdin
+        capsys.readouterr()  # what the test printed before is not the command's
+        handlers, level = root.handlers[:], root.level
+        loggers = logging.root.manager.loggerDict.values()
+        levels = {log: log.level for log in loggers if isinstance(log, logging.Logger)}
+
+        pid, real_exit = os.getpid(), os._exit
+
+        def exit_now(status: int):
+            if os.getpid() != pid:
+                real_exit(status)  # a forked child leaves as it would have
+            raise _Exited(status)
+
+        with monkeypatch.context() as patch:
+            for name in list(os.environ):
+                if name.startswith(ENV_PREFIXES):
+                    patch.delenv(name)
+            for name, value in (env or {}).items():
+                if name.startswith(ENV_PREFIXES):
+                    patch.setenv(name, str(value))
+            patch.chdir(cwd or tmp_path)
+            patch.setattr(sys, "stdin", io.TextIOWrapper(io.BytesIO(piped), encoding="utf-8"))
+            patch.setattr(sys, "argv", [str(NEWSBOT), *args])
+            patch.setattr(os, "_exit", exit_now)
+            root.handlers = []  # as in a new process: the command's logging.basicConfig applies
+            try:
+                status = main(list(args))
+            except SystemExit as exc:
+                status = _exit_status(exc.code)
+            except _Exited as exc:
+                status = exc.status
+            finally:
+                root.handlers = handlers
+                root.setLevel(level)
+                for logger, was in levels.items():
+                    logger.setLevel(was)
+                forget_shared_clients()
+        out, err = capsys.readouterr()
+        return Ran(tuple(args), status, out, err)
 
     return run
 

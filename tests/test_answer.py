@@ -135,6 +135,7 @@ def test_without_the_reranker_answers_come_from_shared_words(make_settings, news
     assert answerer.answer("How do I reverse a list in Python?").refused
 
 
+@pytest.mark.slow
 def test_answers_from_many_threads_are_those_of_one_at_a_time(answerer):
     questions = [
         "What did Smith say about tariffs?",
@@ -213,6 +214,7 @@ def test_stoltenberg_on_iran_with_the_bundled_model(
     assert answerer.answer("What is the melting point of tungsten?").refused
 
 
+@pytest.mark.slow
 def test_sees_an_index_update_made_by_another_process(
     answerer, news, write_article, cli_env, run_newsbot
 ):
@@ -312,6 +314,7 @@ def test_a_line_without_a_full_stop_is_quoted_in_pieces_no_longer_than_a_quote(
     assert f"<blockquote>{shown}</blockquote>" in "".join(render_html(answer))
 
 
+@pytest.mark.slow
 def test_the_cli_names_a_deleted_corpus_folder(answerer, news, cli_env, run_newsbot):
     shutil.rmtree(news)
     env = cli_env(corpus_dir=news, store_dir=answerer.settings.store_dir, embed_model="hashing")

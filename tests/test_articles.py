@@ -17,7 +17,7 @@ from index.articles import (
     NOT_REGULAR,
     NOT_UTF8_NAME,
     OUTSIDE,
-    SkippedFile,
+    ArticleFileError,
     content_hash,
     decode,
     list_article_files,
@@ -224,7 +224,7 @@ def test_read_source_text_decodes_like_indexing(tmp_path):
     ],
 )
 def test_files_that_cannot_be_indexed(tmp_path, content, reason):
-    with pytest.raises(SkippedFile) as caught:
+    with pytest.raises(ArticleFileError) as caught:
         load(tmp_path, "bad.txt", content)
     assert caught.value.source == "bad.txt"
     assert caught.value.reason == reason
@@ -232,7 +232,7 @@ def test_files_that_cannot_be_indexed(tmp_path, content, reason):
 
 def test_unreadable_file_is_skipped_with_its_reason(tmp_path):
     (tmp_path / "broken.txt").symlink_to(tmp_path / "nowhere.txt")
-    with pytest.raises(SkippedFile) as caught:
+    with pytest.raises(ArticleFileError) as caught:
         load_article(tmp_path, tmp_path / "broken.txt")
     assert caught.value.reason.startswith("unreadable")
     assert "No such file" in caught.value.reason
@@ -338,10 +338,10 @@ def test_reading_checks_the_file_actually_opened(linked_corpus):
     """A file swapped for a link after the scan, or a source from the index, is not trusted."""
     (linked_corpus / "a.txt").unlink()
     (linked_corpus / "a.txt").symlink_to(linked_corpus.parent / "home" / ".env")
-    with pytest.raises(SkippedFile) as caught:
+    with pytest.raises(ArticleFileError) as caught:
         read_article_bytes(linked_corpus, linked_corpus / "a.txt")
     assert caught.value.reason == OUTSIDE
-    with pytest.raises(SkippedFile, match=OUTSIDE):
+    with pytest.raises(ArticleFileError, match=OUTSIDE):
         load_article(linked_corpus, linked_corpus / "leak.txt")
     for source in ("a.txt", "leak.txt", "../home/.env", str(linked_corpus.parent / "home/.env")):
         assert read_source_text(linked_corpus, source) is None, source
@@ -349,7 +349,7 @@ def test_reading_checks_the_file_actually_opened(linked_corpus):
 
 
 def test_a_fifo_named_like_an_article_is_skipped_without_blocking(linked_corpus):
-    with pytest.raises(SkippedFile) as caught:
+    with pytest.raises(ArticleFileError) as caught:
         read_article_bytes(linked_corpus, linked_corpus / "pipe.txt")  # would hang if opened
     assert caught.value.reason == NOT_REGULAR
 

@@ -401,6 +401,7 @@ def clean_build_records(make_settings, tmp_path, read_chunks, **overrides):
 
 
 @pytest.mark.parametrize("fail_on", [1, 2, 3])
+@pytest.mark.slow
 def test_build_that_dies_half_way_heals_on_the_next_run(
     make_settings, corpus, tmp_path, monkeypatch, read_chunks, fail_on
 ):
@@ -659,6 +660,7 @@ def test_killed_indexer_heals_on_the_next_run(tmp_path, corpus, cli_env, make_se
     assert len(ChunkStore(killed).query(vector, k=5)) == 5
 
 
+@pytest.mark.slow
 def test_lock_refuses_a_second_cli_indexer_and_the_index_stays_intact(
     settings, corpus, cli_env, read_chunks, tmp_path
 ):

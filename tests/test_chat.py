@@ -1,5 +1,6 @@
-"""`newsbot chat`: the conversation and its commands, then the real command in a pipe and in a
-pseudo-terminal.
+"""`newsbot chat`: the conversation and its commands, then the command with questions piped in
+(run in this process by `run_main`, as the script runs it) and the real command in a
+pseudo-terminal (a subprocess, marked `slow`).
 
 Fast tests use the `hashing` embedding (no torch) with the refusal margin lowered
 (NEWSBOT_MIN_RELEVANCE=-1), so that its rough similarities still give answers. The tests marked
@@ -11,7 +12,6 @@ from __future__ import annotations
 import os
 import re
 import shutil
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -19,9 +19,10 @@ from pathlib import Path
 import pexpect
 import pytest
 
-from bot.answer import QuestionError, format_answer
+from bot.answer import QuestionError
 from bot.chat import HELP, PROMPT, Conversation, Reply, _index_current, _loop
 from bot.types import Answer, Passage, Quote
+from bot.wording import format_answer
 
 REPO = Path(__file__).resolve().parent.parent
 NEWSBOT = Path(sys.executable).with_name("newsbot")
@@ -35,7 +36,7 @@ TIMEOUT = 120  # seconds any one subprocess may take, model loading included
 
 # -- helpers and fixtures (this file's own) ------------------------------------------------
 def chat_env(tmp_path: Path, **values: str | os.PathLike) -> dict[str, str]:
-    """Environment for a `newsbot` subprocess: none of the developer's settings, offline."""
+    """Environment for `newsbot chat`: none of the developer's settings, offline."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("NEWSBOT_", "TELEGRAM_"))}
     env.pop("NO_COLOR", None)
     env.update(HF_HUB_OFFLINE="1", TOKENIZERS_PARALLELISM="false", PYTHONUNBUFFERED="1")
@@ -46,17 +47,18 @@ def chat_env(tmp_path: Path, **values: str | os.PathLike) -> dict[str, str]:
     return env
 
 
-def run_chat(tmp_path: Path, lines: list[str], *args: str, **values) -> subprocess.CompletedProcess:
-    """`newsbot chat` with `lines` piped in, run in tmp_path so no `.env` is read."""
-    return subprocess.run(
-        [str(NEWSBOT), "chat", *args],
-        input="".join(line + "\n" for line in lines),
-        env=chat_env(tmp_path, **values),
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        timeout=TIMEOUT,
-    )
+@pytest.fixture
+def run_chat(run_main, tmp_path):
+    """run_chat(lines, *args, **settings) -> `newsbot chat ARGS` with `lines` piped in (bytes
+    as they are), run in tmp_path so no `.env` is read."""
+
+    def run(lines: list[str] | list[bytes], *args: str, **values):
+        piped = b"".join(
+            (line if isinstance(line, bytes) else line.encode()) + b"\n" for line in lines
+        )
+        return run_main("chat", *args, env=chat_env(tmp_path, **values), stdin=piped)
+
+    return run
 
 
 def replies(stdout: str) -> list[str]:
@@ -252,11 +254,10 @@ def test_index_current_compares_the_corpus_with_the_manifest(tmp_path, corpus, m
     assert _index_current(settings) is False
 
 
-# -- the real command, piped ---------------------------------------------------------------
-def test_piped_session_bad_input_and_commands(tmp_path, corpus):
+# -- the command, piped (run in this process) ----------------------------------------------
+def test_piped_session_bad_input_and_commands(run_chat, corpus):
     long_question = "why " * 30
     result = run_chat(
-        tmp_path,
         ["", "   ", long_question, "/help", "/nonsense", "/sources", "/stats"],
         max_question_chars="40",
         **FAST,
@@ -277,37 +278,30 @@ def test_piped_session_bad_input_and_commands(tmp_path, corpus):
     assert PROMPT.strip() not in result.stdout
 
 
-def test_a_piped_line_that_is_not_utf8_is_answered_and_the_session_goes_on(tmp_path, corpus):
+def test_a_piped_line_that_is_not_utf8_is_answered_and_the_session_goes_on(run_chat, corpus):
     lines = [b"what did \xff\xfe say?", b"/nonsense", b"/stats", QUESTION.encode()]
-    done = subprocess.run(
-        [str(NEWSBOT), "chat"],
-        input=b"".join(line + b"\n" for line in lines),
-        env=chat_env(tmp_path, **FAST),
-        cwd=tmp_path,
-        capture_output=True,
-        timeout=TIMEOUT,
-    )
-    assert done.returncode == 0, done.stderr.decode(errors="replace")
-    assert b"Traceback" not in done.stderr
-    out = replies(done.stdout.decode("utf-8"))
+    done = run_chat(lines, **FAST)
+    assert done.returncode == 0, done.stderr
+    assert "Traceback" not in done.stderr
+    out = replies(done.stdout)  # written as UTF-8: stdout takes no lone surrogate
     assert len(out) == 4, out  # every line after the bad one was answered too
     assert out[1] == "Unknown command /nonsense; /help lists the commands."
     assert out[2].startswith("2 articles, dated 2022-11-09")
     assert out[3].startswith(EXAMPLE) or out[3].startswith("I could not find")
 
 
-def test_a_new_article_is_indexed_before_the_chat_starts(tmp_path, corpus):
-    assert run_chat(tmp_path, [], **FAST).returncode == 0
+def test_a_new_article_is_indexed_before_the_chat_starts(run_chat, corpus):
+    assert run_chat([], **FAST).returncode == 0
     (corpus / "late.txt").write_text(
         "Zelensky thanks allies\n"
         "date 2022-11-12 Volodymyr Zelensky thanked the allies for the air defence systems.\n",
         encoding="utf-8",
     )
-    stale = run_chat(tmp_path, ["/stats"], "--no-update", **FAST)
+    stale = run_chat(["/stats"], "--no-update", **FAST)
     assert "index out of date" in stale.stderr
     assert "Run `newsbot index`" in stale.stdout
 
-    result = run_chat(tmp_path, ["what did Zelensky thank the allies for?"], **FAST)
+    result = run_chat(["what did Zelensky thank the allies for?"], **FAST)
     assert result.returncode == 0, result.stderr
     assert "3 articles, dated 2022-11-09 to 2022-11-12; index up to date (1 added)" in result.stderr
     assert result.stdout.startswith("late.txt · Zelensky thanks allies · 2022-11-12\n")
@@ -322,14 +316,14 @@ def test_a_new_article_is_indexed_before_the_chat_starts(tmp_path, corpus):
         ("unreadable", "None of the 2 .txt files in"),
     ],
 )
-def test_no_articles_gives_one_clear_sentence(tmp_path, setup, expected):
+def test_no_articles_gives_one_clear_sentence(run_chat, tmp_path, setup, expected):
     corpus = tmp_path / "corpus"
     if setup != "missing":
         corpus.mkdir()
     if setup == "unreadable":
         (corpus / "blank.txt").write_text("\n\n")
         (corpus / "binary.txt").write_bytes(b"\x00\x01\x02")
-    result = run_chat(tmp_path, [QUESTION], **FAST)
+    result = run_chat([QUESTION], **FAST)
     assert result.returncode == 1
     assert result.stdout == ""
     assert "Traceback" not in result.stderr
@@ -338,8 +332,8 @@ def test_no_articles_gives_one_clear_sentence(tmp_path, setup, expected):
     assert "NEWSBOT_CORPUS_DIR" in lines[0]
 
 
-def test_no_index_and_no_update_says_to_run_the_indexer(tmp_path, corpus):
-    result = run_chat(tmp_path, [QUESTION], "--no-update", **FAST)
+def test_no_index_and_no_update_says_to_run_the_indexer(run_chat, tmp_path, corpus):
+    result = run_chat([QUESTION], "--no-update", **FAST)
     assert result.returncode == 1
     assert "Traceback" not in result.stderr
     assert result.stderr.strip().splitlines() == [
@@ -348,8 +342,8 @@ def test_no_index_and_no_update_says_to_run_the_indexer(tmp_path, corpus):
 
 
 @pytest.mark.integration
-def test_piped_session_with_the_real_model(tmp_path, corpus):
-    result = run_chat(tmp_path, [QUESTION, FOLLOW_UP, "/sources", "/reset", "/quit", QUESTION])
+def test_piped_session_with_the_real_model(run_chat, corpus):
+    result = run_chat([QUESTION, FOLLOW_UP, "/sources", "/reset", "/quit", QUESTION])
     assert result.returncode == 0, result.stderr
     assert "Traceback" not in result.stderr
     assert result.stderr.strip().splitlines() == [
@@ -403,6 +397,7 @@ def leave_with_ctrl_d(child: pexpect.spawn) -> int:
     return child.exitstatus
 
 
+@pytest.mark.slow
 def test_terminal_session_prompt_ctrl_c_and_ctrl_d(tmp_path, corpus):
     child = spawn_chat(tmp_path, **FAST)
     try:

@@ -1,23 +1,29 @@
-"""`newsbot ask` and `newsbot eval` as real subprocesses."""
+"""`newsbot ask` and `newsbot eval`: their output, JSON and errors.
+
+The commands run in this process (`run_main`: `bot.cli.main`, what the script runs); one
+`newsbot ask` runs as a real subprocess (marked `slow`), so that the cold path users take --
+retrieval in a forked child while the reading models load (bot.prefetch) -- is tested too.
+"""
 
 import json
+import os
 import re
-import subprocess
 
 import pytest
-from conftest import NEWSBOT
 
 from bot.evaluate import grade, load_normalize
 
 
 @pytest.fixture
-def indexed(corpus, workdir, cli_env, run_newsbot):
+def indexed(corpus, workdir, cli_env, run_main):
     env = cli_env(corpus_dir=corpus, store_dir=workdir / "store", embed_model="hashing")
-    assert run_newsbot("index", env=env).returncode == 0
+    assert run_main("index", env=env).returncode == 0
     return env
 
 
+@pytest.mark.slow
 def test_ask_json_has_the_answer_fields(indexed, run_newsbot, corpus):
+    """A real `newsbot ask`: the question is retrieved in a forked child (bot.prefetch)."""
     result = run_newsbot(
         "ask", "--json", "What did officials in Kyiv say about drones?", env=indexed
     )
@@ -32,8 +38,8 @@ def test_ask_json_has_the_answer_fields(indexed, run_newsbot, corpus):
     assert quote["text"] in answer["text"]
 
 
-def test_ask_json_gives_the_direct_answer_with_its_offsets(indexed, run_newsbot, corpus):
-    result = run_newsbot("ask", "--json", "How many drones has Iran supplied?", env=indexed)
+def test_ask_json_gives_the_direct_answer_with_its_offsets(indexed, run_main, corpus):
+    result = run_main("ask", "--json", "How many drones has Iran supplied?", env=indexed)
     assert result.returncode == 0, result.stderr
     answer = json.loads(result.stdout)
     assert answer["kind"] == "direct"
@@ -44,32 +50,32 @@ def test_ask_json_gives_the_direct_answer_with_its_offsets(indexed, run_newsbot,
     assert text[phrase["start"] : phrase["end"]] == "hundreds"
     assert answer["text"].startswith("hundreds — 1 article\n\ndrones.txt")
 
-    shown = run_newsbot("ask", "How many drones has Iran supplied?", env=indexed)
+    shown = run_main("ask", "How many drones has Iran supplied?", env=indexed)
     assert shown.stdout.startswith("hundreds — 1 article\ndrones.txt · Iran sends drones")
 
 
-def test_ask_text_and_refusal(indexed, run_newsbot):
-    result = run_newsbot("ask", "What is the time complexity of quicksort?", env=indexed)
+def test_ask_text_and_refusal(indexed, run_main):
+    result = run_main("ask", "What is the time complexity of quicksort?", env=indexed)
     assert result.returncode == 0
     assert "could not find this in the indexed articles (3 in all)" in result.stdout
 
 
-def test_ask_without_an_index_is_one_clear_line(workdir, corpus, cli_env, run_newsbot):
+def test_ask_without_an_index_is_one_clear_line(workdir, corpus, cli_env, run_main):
     env = cli_env(corpus_dir=corpus, store_dir=workdir / "empty", embed_model="hashing")
-    result = run_newsbot("ask", "anything?", env=env)
+    result = run_main("ask", "anything?", env=env)
     assert result.returncode == 1
     assert result.stderr.strip().splitlines() == [
         f"newsbot: No index yet in {workdir / 'empty'} — run `newsbot index` first."
     ]
 
 
-def test_ask_too_long_question_is_refused_politely(indexed, run_newsbot):
-    result = run_newsbot("ask", "why " * 600, env=indexed)
+def test_ask_too_long_question_is_refused_politely(indexed, run_main):
+    result = run_main("ask", "why " * 600, env=indexed)
     assert result.returncode == 1
     assert "too long" in result.stderr and "Traceback" not in result.stderr
 
 
-def test_eval_prints_the_table_and_writes_rows(indexed, run_newsbot, workdir):
+def test_eval_prints_the_table_and_writes_rows(indexed, run_main, workdir):
     questions = workdir / "q.jsonl"
     items = [
         {
@@ -83,7 +89,7 @@ def test_eval_prints_the_table_and_writes_rows(indexed, run_newsbot, workdir):
     ]
     questions.write_text("\n".join(json.dumps(i) for i in items) + "\n", encoding="utf-8")
     out = workdir / "rows.jsonl"
-    result = run_newsbot("eval", str(questions), "--out", str(out), env=indexed)
+    result = run_main("eval", str(questions), "--out", str(out), env=indexed)
     assert result.returncode == 0, result.stderr
     assert "hit@1" in result.stdout and "refusal acc" in result.stdout
     rows = [json.loads(line) for line in out.read_text().splitlines()]
@@ -92,10 +98,10 @@ def test_eval_prints_the_table_and_writes_rows(indexed, run_newsbot, workdir):
     assert rows[0]["cited"][0] == "drones.txt" and rows[1]["refused"] is True
 
 
-def test_eval_rejects_a_broken_question_file(indexed, run_newsbot, workdir):
+def test_eval_rejects_a_broken_question_file(indexed, run_main, workdir):
     bad = workdir / "bad.jsonl"
     bad.write_text("{not json\n", encoding="utf-8")
-    result = run_newsbot("eval", str(bad), env=indexed)
+    result = run_main("eval", str(bad), env=indexed)
     assert result.returncode == 1
     assert "line 1: not a JSON object" in result.stderr
 
@@ -137,22 +143,24 @@ CONTROLS = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
 ESCAPES = "\x1b]52;c;c2VjcmV0\x07, \x1b[2J and \x1b]0;owned\x07"
 
 
-def test_a_question_with_bytes_that_are_not_utf8_is_answered(indexed, workdir):
-    """`newsbot ask $'drones \\xff hit'`: the bad byte becomes U+FFFD, the question is answered."""
-    for question in (b"What did officials in Kyiv say about drones \xff?", b"\xff\xfe"):
-        done = subprocess.run(
-            [bytes(NEWSBOT), b"ask", question], env=indexed, cwd=workdir, capture_output=True
-        )
-        assert done.returncode == 0, done.stderr.decode()
-        assert done.stderr == b""
-        shown = done.stdout.decode("utf-8")  # what is printed is UTF-8
-        assert shown.strip()
-        if question.startswith(b"What"):
-            assert shown.startswith("drones.txt")
+def test_a_question_with_bytes_that_are_not_utf8_is_answered(indexed, run_main):
+    """`newsbot ask $'drones \\xff hit'`: the bad byte becomes U+FFFD, the question is answered;
+    a question of bad bytes only has no word to answer and is one polite line."""
+    question = b"What did officials in Kyiv say about drones \xff?"
+    # Python hands the script its arguments decoded so: bad bytes as lone surrogates.
+    done = run_main("ask", os.fsdecode(question), env=indexed)
+    assert done.returncode == 0, done.stderr
+    assert done.stderr == ""
+    assert done.stdout.encode("utf-8")  # what is printed is UTF-8 (stdout refuses surrogates)
+    assert done.stdout.startswith("drones.txt")
+    done = run_main("ask", os.fsdecode(b"\xff\xfe"), env=indexed)
+    assert (done.returncode, done.stdout) == (1, "")
+    assert done.stderr.startswith("newsbot: Please ask a question in words")
+    assert done.stderr.count("\n") == 1
 
 
 @pytest.fixture
-def hostile(corpus, workdir, cli_env, run_newsbot):
+def hostile(corpus, workdir, cli_env, run_main):
     """The small corpus plus an article full of terminal escapes, indexed."""
     (corpus / "escapes.txt").write_text(
         f"Escapes \x1b]0;title\x07 in the headline\n"
@@ -160,19 +168,19 @@ def hostile(corpus, workdir, cli_env, run_newsbot):
         encoding="utf-8",
     )
     env = cli_env(corpus_dir=corpus, store_dir=workdir / "store", embed_model="hashing")
-    assert run_newsbot("index", env=env).returncode == 0
+    assert run_main("index", env=env).returncode == 0
     return env
 
 
-def test_ask_prints_no_terminal_escape_from_an_article(hostile, run_newsbot, corpus):
+def test_ask_prints_no_terminal_escape_from_an_article(hostile, run_main, corpus):
     question = "What did the spokesman say was found in the power station?"
-    done = run_newsbot("ask", question, env=hostile)
+    done = run_main("ask", question, env=hostile)
     assert done.returncode == 0, done.stderr
     assert "escapes.txt · Escapes  in the headline · 2022-11-02" in done.stdout
     assert "  > The spokesman said ,  and  were found in the power station." in done.stdout
     assert not CONTROLS.search(done.stdout)
 
-    done = run_newsbot("ask", "--json", question, env=hostile)
+    done = run_main("ask", "--json", question, env=hostile)
     assert not CONTROLS.search(done.stdout.rstrip("\n"))
     [quote] = [q for q in json.loads(done.stdout)["quotes"] if q["source"] == "escapes.txt"]
     assert ESCAPES in quote["text"]  # JSON keeps the exact text, escaped
@@ -182,18 +190,18 @@ def test_ask_prints_no_terminal_escape_from_an_article(hostile, run_newsbot, cor
 
 @pytest.mark.integration
 def test_ask_the_example_question_with_the_bundled_model(
-    example_corpus, workdir, cli_env, run_newsbot
+    example_corpus, workdir, cli_env, run_main
 ):
     env = cli_env(corpus_dir=example_corpus, store_dir=workdir / "store")
-    assert run_newsbot("index", env=env, timeout=300).returncode == 0
-    result = run_newsbot("ask", "--json", "what did Stoltenberg say about Iran?", env=env)
+    assert run_main("index", env=env).returncode == 0
+    result = run_main("ask", "--json", "what did Stoltenberg say about Iran?", env=env)
     answer = json.loads(result.stdout)
     assert answer["sources"][0] == "001_5644935dc87ec3b5.txt"
     assert any("Iran is supporting Russia" in q["text"] for q in answer["quotes"])
 
 
 @pytest.mark.integration
-def test_a_cold_answer_with_the_real_models_never_imports_torch(workdir, cli_env, run_newsbot):
+def test_a_cold_answer_with_the_real_models_never_imports_torch(workdir, cli_env, run_main):
     """spaCy's thinc probes for torch on import (2 s here); `bot.nlp` keeps it from doing so."""
     import shutil
     import subprocess
@@ -203,7 +211,7 @@ def test_a_cold_answer_with_the_real_models_never_imports_torch(workdir, cli_env
 
     shutil.copytree(EXAMPLE_CORPUS, workdir / "corpus")
     env = cli_env(corpus_dir=workdir / "corpus", store_dir=workdir / "store")
-    assert run_newsbot("index", env=env).returncode == 0
+    assert run_main("index", env=env).returncode == 0
     code = (
         "import sys\n"
         "from bot.cli import main\n"

@@ -1,4 +1,8 @@
-"""`newsbot index` as users run it: a subprocess, its report, its errors."""
+"""`newsbot index` as users run it: its report, its errors, its settings.
+
+The command runs in this process (`run_main`: `bot.cli.main`, what the script runs) except
+where only a real process shows it -- Ctrl-C to a `--watch`, a reader that goes away, the
+modules a fresh process imports -- and those are marked `slow`."""
 
 from __future__ import annotations
 
@@ -14,6 +18,7 @@ from pathlib import Path
 import pytest
 
 from bot.cli import main
+from index.errors import NewsbotError
 
 NEWSBOT = Path(sys.executable).with_name("newsbot")
 CONTROLS = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
@@ -25,8 +30,8 @@ def env(cli_env, corpus, tmp_path):
     return cli_env(corpus_dir=corpus, store_dir=tmp_path / "store", embed_model="hashing")
 
 
-def test_index_prints_the_report(run_newsbot, env, corpus):
-    done = run_newsbot("index", env=env)
+def test_index_prints_the_report(run_main, env, corpus):
+    done = run_main("index", env=env)
     assert done.returncode == 0, done.stderr
     lines = done.stdout.splitlines()
     assert lines[0] == f"Index of {corpus}/ — 3 articles, 3 chunks"
@@ -35,14 +40,14 @@ def test_index_prints_the_report(run_newsbot, env, corpus):
     assert lines[-1].startswith("  chunks written 3 in ")
     assert "Traceback" not in done.stderr
 
-    done = run_newsbot("index", env=env)
+    done = run_main("index", env=env)
     assert "  unchanged 3" in done.stdout.splitlines()
     assert "  chunks written 0 in " in done.stdout
 
 
-def test_index_json(run_newsbot, env, corpus):
+def test_index_json(run_main, env, corpus):
     (corpus / "empty.txt").write_bytes(b"")
-    done = run_newsbot("index", "--json", env=env)
+    done = run_main("index", "--json", env=env)
     assert done.returncode == 0, done.stderr
     report = json.loads(done.stdout)
     assert all(isinstance(report[key], list) for key in REPORT_LISTS)
@@ -52,19 +57,19 @@ def test_index_json(run_newsbot, env, corpus):
     assert report["rebuilt"] is False
 
     (corpus / "drones.txt").unlink()
-    report = json.loads(run_newsbot("index", "--json", env=env).stdout)
+    report = json.loads(run_main("index", "--json", env=env).stdout)
     assert report["removed"] == ["drones.txt"]
     assert report["unchanged"] == ["football.txt", "world/economy.txt"]
 
-    report = json.loads(run_newsbot("index", "--json", "--rebuild", env=env).stdout)
+    report = json.loads(run_main("index", "--json", "--rebuild", env=env).stdout)
     assert report["rebuilt"] is True and len(report["added"]) == 2
 
 
-def test_index_reads_dotenv_from_the_working_folder(run_newsbot, cli_env, corpus, tmp_path):
+def test_index_reads_dotenv_from_the_working_folder(run_main, cli_env, corpus, tmp_path):
     (tmp_path / ".env").write_text(
         f"NEWSBOT_CORPUS_DIR={corpus}\nNEWSBOT_STORE_DIR=dotenv-store\nNEWSBOT_EMBED_MODEL=hashing\n"
     )
-    done = run_newsbot("index", "--json", env=cli_env())
+    done = run_main("index", "--json", env=cli_env())
     assert done.returncode == 0, done.stderr
     assert len(json.loads(done.stdout)["added"]) == 3
     assert (tmp_path / "dotenv-store" / "manifest.sqlite3").is_file()
@@ -80,54 +85,57 @@ def one_line_error(done) -> str:
     return lines[0]
 
 
-def test_bad_setting_is_one_line(run_newsbot, env):
+def test_bad_setting_is_one_line(run_main, env):
     env["NEWSBOT_CHUNK_SIZE"] = "abc"
-    line = one_line_error(run_newsbot("index", env=env))
+    line = one_line_error(run_main("index", env=env))
     assert "NEWSBOT_CHUNK_SIZE='abc'" in line
 
 
-def test_bad_setting_in_dotenv_is_one_line(run_newsbot, env, tmp_path):
+def test_bad_setting_in_dotenv_is_one_line(run_main, env, tmp_path):
     (tmp_path / ".env").write_text("NEWSBOT_LOG_LEVEL=LOUD\n")
-    line = one_line_error(run_newsbot("index", env=env))
+    line = one_line_error(run_main("index", env=env))
     assert "NEWSBOT_LOG_LEVEL='LOUD'" in line
 
 
-def test_missing_corpus_folder_is_one_line(run_newsbot, env, tmp_path):
+def test_missing_corpus_folder_is_one_line(run_main, env, tmp_path):
     env["NEWSBOT_CORPUS_DIR"] = str(tmp_path / "no-such-folder")
-    line = one_line_error(run_newsbot("index", env=env))
+    line = one_line_error(run_main("index", env=env))
     assert "no-such-folder does not exist" in line and "NEWSBOT_CORPUS_DIR" in line
     assert not (tmp_path / "store").exists()
 
 
-def test_mismatch_is_one_line(run_newsbot, env):
-    assert run_newsbot("index", env=env).returncode == 0
+def test_mismatch_is_one_line(run_main, env):
+    assert run_main("index", env=env).returncode == 0
     env["NEWSBOT_CHUNK_SIZE"] = "128"
-    line = one_line_error(run_newsbot("index", env=env))
+    line = one_line_error(run_main("index", env=env))
     assert "newsbot index --rebuild" in line
-    assert run_newsbot("index", "--rebuild", env=env).returncode == 0
+    assert run_main("index", "--rebuild", env=env).returncode == 0
 
 
-def test_debug_variable_shows_the_traceback(run_newsbot, env, tmp_path):
+def test_debug_variable_shows_the_traceback(run_main, env, tmp_path):
+    """With NEWSBOT_DEBUG the error leaves `main` unhandled: Python prints its traceback."""
     env["NEWSBOT_CORPUS_DIR"] = str(tmp_path / "no-such-folder")
     env["NEWSBOT_DEBUG"] = "1"
-    done = run_newsbot("index", env=env)
-    assert done.returncode != 0 and "Traceback" in done.stderr
+    with pytest.raises(NewsbotError, match="no-such-folder does not exist"):
+        run_main("index", env=env)
 
 
-def test_long_update_shows_progress_when_not_on_a_terminal(run_newsbot, env, corpus):
+@pytest.mark.slow
+def test_long_update_shows_progress_when_not_on_a_terminal(run_main, env, corpus):
     for i in range(250):
         body = " ".join(f"Sentence {j} of article {i} is here." for j in range(60))
         (corpus / f"bulk/{i:03d}.txt").parent.mkdir(exist_ok=True)
         (corpus / f"bulk/{i:03d}.txt").write_text(f"Bulk {i}\n{body}\n")
-    done = run_newsbot("index", env=env)
+    done = run_main("index", env=env)
     assert done.returncode == 0, done.stderr
     progress = [line for line in done.stderr.splitlines() if line.startswith("embedding: ")]
     assert progress and progress[-1].endswith(" chunks")
     assert "Traceback" not in done.stderr
-    quiet = run_newsbot("index", "--json", "--rebuild", env=env)
+    quiet = run_main("index", "--json", "--rebuild", env=env)
     assert quiet.stderr == ""
 
 
+@pytest.mark.slow
 def test_watch_prints_a_report_per_change_and_stops_on_ctrl_c(env, corpus, tmp_path):
     process = subprocess.Popen(
         [str(NEWSBOT), "index", "--watch", "--json"],
@@ -160,6 +168,7 @@ def read_line(process: subprocess.Popen, timeout: float) -> str:
     return process.stdout.readline()
 
 
+@pytest.mark.slow
 def test_indexing_never_imports_the_reading_stages_models(env, tmp_path):
     code = (
         "import sys\n"
@@ -178,19 +187,19 @@ def test_indexing_never_imports_the_reading_stages_models(env, tmp_path):
 SECRET = "TELEGRAM_BOT_TOKEN=123456:SECRET-token"
 
 
-def test_a_link_out_of_the_corpus_is_skipped_and_never_quoted(run_newsbot, env, corpus, tmp_path):
+def test_a_link_out_of_the_corpus_is_skipped_and_never_quoted(run_main, env, corpus, tmp_path):
     home = tmp_path / "home"
     home.mkdir()
     (home / ".env").write_text(f"Bot settings\nThe token of the bot: {SECRET} for drones.\n")
     (corpus / "leak.txt").write_text("Harmless\nA note about drones, for now.\n")
-    assert run_newsbot("index", env=env).returncode == 0
+    assert run_main("index", env=env).returncode == 0
     (corpus / "leak.txt").unlink()  # indexed as a file, now a link to the secret
     (corpus / "leak.txt").symlink_to(home / ".env")
     (corpus / "private").symlink_to(home)
     (corpus / "evil\x1b]0;owned\x07\x1b[2J.txt").write_text("")  # empty: listed by its name
     env["NEWSBOT_MIN_RELEVANCE"] = "-1"  # show whatever is retrieved
 
-    done = run_newsbot("index", env=env)
+    done = run_main("index", env=env)
     assert done.returncode == 0, done.stderr
     lines = done.stdout.splitlines()
     assert "  removed 1 (leak.txt)" in lines
@@ -203,11 +212,12 @@ def test_a_link_out_of_the_corpus_is_skipped_and_never_quoted(run_newsbot, env, 
     assert not CONTROLS.search(done.stdout) and not CONTROLS.search(done.stderr)
     assert "evil.txt: empty file" in done.stderr  # the log line, printable too
 
-    shown = run_newsbot("ask", "What is the token of the bot for drones?", env=env)
+    shown = run_main("ask", "What is the token of the bot for drones?", env=env)
     assert shown.returncode == 0, shown.stderr
     assert "SECRET" not in shown.stdout and "leak.txt" not in shown.stdout
 
 
+@pytest.mark.slow
 def test_a_reader_that_goes_away_ends_the_command_quietly(env, tmp_path):
     """`newsbot index | head -1`: the report's reader is gone before it is written."""
     read_end, write_end = os.pipe()

@@ -1,5 +1,8 @@
 """`newsbot eval` with bad question files, bad arguments and interruptions: it never loses work,
-names every problem with its line, and runs no code it finds near the working folder."""
+names every problem with its line, and runs no code it finds near the working folder.
+
+The command runs in this process (`run_main`), but for Ctrl-C in the middle of a run, which
+only a real process can be sent (marked `slow`)."""
 
 from __future__ import annotations
 
@@ -25,9 +28,9 @@ GOOD = {
 
 
 @pytest.fixture
-def indexed(corpus, workdir, cli_env, run_newsbot):
+def indexed(corpus, workdir, cli_env, run_main):
     env = cli_env(corpus_dir=corpus, store_dir=workdir / "store", embed_model="hashing")
-    assert run_newsbot("index", env=env).returncode == 0
+    assert run_main("index", env=env).returncode == 0
     return env
 
 
@@ -43,7 +46,7 @@ def write_lines(path, *lines: bytes | str | dict | list) -> str:
     return str(path)
 
 
-def test_bad_items_are_named_graded_as_errors_and_the_rest_answered(indexed, run_newsbot, workdir):
+def test_bad_items_are_named_graded_as_errors_and_the_rest_answered(indexed, run_main, workdir):
     questions = write_lines(
         workdir / "q.jsonl",
         b"\xef\xbb\xbf" + json.dumps(GOOD).encode(),  # a BOM before line 1
@@ -58,7 +61,7 @@ def test_bad_items_are_named_graded_as_errors_and_the_rest_answered(indexed, run
         '{"id": "rtqa-7", "question": "Who supplied drones \\ud800?"}',  # a lone surrogate
     )
     out = workdir / "rows.jsonl"
-    done = run_newsbot("eval", questions, "--out", str(out), env=indexed)
+    done = run_main("eval", questions, "--out", str(out), env=indexed)
     assert done.returncode == 1, done.stderr
     assert "Traceback" not in done.stderr
     problems = done.stderr.splitlines()
@@ -107,6 +110,7 @@ def test_bad_items_are_named_graded_as_errors_and_the_rest_answered(indexed, run
     assert not CONTROLS.search(done.stdout)  # the id's escape is not printed
 
 
+@pytest.mark.slow
 def test_an_interrupted_run_keeps_the_rows_answered_so_far(indexed, workdir):
     questions = write_lines(
         workdir / "q.jsonl", *({**GOOD, "id": f"rtqa-{n}"} for n in range(2000))

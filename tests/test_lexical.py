@@ -72,6 +72,7 @@ def test_saved_state_loads_without_retokenizing(settings, tmp_path):
 
 
 # -- stemming from many threads ---------------------------------------------------------------
+@pytest.mark.slow
 def test_stemming_is_safe_from_many_threads(monkeypatch):
     """The Telegram bot answers in worker threads: a burst of chats stems at once. Every stem
     must be what one thread alone gets, with no exception (a shared Snowball stemmer raised

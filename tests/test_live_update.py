@@ -110,6 +110,7 @@ class SlowEmbedder(HashingEmbedder):
         return super().embed_documents(texts)
 
 
+@pytest.mark.slow
 def test_questions_during_updates_and_rebuilds_in_the_same_process(live, corpus, monkeypatch):
     """The Telegram bot's /reindex: an indexer thread beside the threads that answer."""
     monkeypatch.setattr(index.build, "GROUP_CHUNKS", 6)  # many groups: many steps to fall into
@@ -131,6 +132,7 @@ def test_questions_during_updates_and_rebuilds_in_the_same_process(live, corpus,
     assert hits[0].source == source(changed[0]) and "Edition v2r" in hits[0].text
 
 
+@pytest.mark.slow
 def test_questions_while_newsbot_index_runs_in_another_process(
     live, corpus, cli_env, tmp_path, make_settings
 ):

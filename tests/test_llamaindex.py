@@ -191,6 +191,7 @@ def test_a_llama_index_query_engine_over_a_newsbot_index(
     assert "Iran" not in prompt and "start:" not in prompt
 
 
+@pytest.mark.slow
 def test_newsbot_ask_never_imports_the_adapters(indexed, cli_env, run_newsbot):
     env = cli_env(corpus_dir=indexed.corpus_dir, store_dir=indexed.store_dir, embed_model="hashing")
     env["PYTHONPROFILEIMPORTTIME"] = "1"  # every module imported, on stderr

@@ -83,6 +83,7 @@ def answer_of(out: dict) -> dict:
     return {k: out.get(k) for k in ("text", "sources", "refused", "retrieved", "error")}
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("question", QUESTIONS)
 def test_the_childs_hits_give_the_answer_retrieval_here_gives(env, question):
     prefetched, here = ask(env, question, "child"), ask(env, question, "here")
@@ -95,6 +96,7 @@ def test_the_childs_hits_give_the_answer_retrieval_here_gives(env, question):
 @pytest.mark.parametrize(
     ("how", "exit_code"), [("another day", 0), ("child dies", 3), ("stale bm25", 0)]
 )
+@pytest.mark.slow
 def test_hits_that_do_not_fit_or_never_come_are_retrieved_here(env, how, exit_code):
     """The child counted "recent" from another day (as when the parse reads another period
     than the question's words), died without a word, or BM25's saved counts are not of the
@@ -105,6 +107,7 @@ def test_hits_that_do_not_fit_or_never_come_are_retrieved_here(env, how, exit_co
     assert prefetched["child exit"] == exit_code
 
 
+@pytest.mark.slow
 def test_without_an_index_the_error_is_the_one_without_the_child(env, tmp_path):
     env = {**env, "NEWSBOT_STORE_DIR": str(tmp_path / "never-indexed")}
     prefetched, here = ask(env, QUESTIONS[0], "child"), ask(env, QUESTIONS[0], "here")

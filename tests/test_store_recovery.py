@@ -1,6 +1,9 @@
-"""A store that cannot be read, or written: `newsbot index` and `newsbot ask` (real subprocesses)
-say in one line what is wrong and what to do, and `newsbot index --rebuild` recovers from any
-state of the store folder, setting aside what it could not read."""
+"""A store that cannot be read, or written: `newsbot index` and `newsbot ask` say in one line
+what is wrong and what to do, and `newsbot index --rebuild` recovers from any state of the store
+folder, setting aside what it could not read.
+
+The commands run in this process (`run_main`), each opening the store from disk as a new
+process would; the full disk is a real subprocess under a file size limit (marked `slow`)."""
 
 from __future__ import annotations
 
@@ -35,13 +38,13 @@ def env(cli_env, corpus, tmp_path):
 
 
 @pytest.fixture
-def store(env, run_newsbot, tmp_path) -> Path:
-    done = run_newsbot("index", env=env)
+def store(env, run_main, tmp_path) -> Path:
+    done = run_main("index", env=env)
     assert done.returncode == 0, done.stderr
     return tmp_path / "store"
 
 
-def one_line_error(done: subprocess.CompletedProcess) -> str:
+def one_line_error(done) -> str:
     assert done.returncode != 0, done.stdout
     assert "Traceback" not in done.stderr, done.stderr
     lines = done.stderr.strip().splitlines()
@@ -50,8 +53,8 @@ def one_line_error(done: subprocess.CompletedProcess) -> str:
     return lines[0]
 
 
-def answers(run_newsbot, env) -> None:
-    done = run_newsbot("ask", "--json", QUESTION, env=env)
+def answers(run, env) -> None:
+    done = run("ask", "--json", QUESTION, env=env)
     assert done.returncode == 0, done.stderr
     assert json.loads(done.stdout)["sources"][0] == "drones.txt"
 
@@ -104,18 +107,18 @@ def damage(store: Path, how: str) -> None:
     ],
 )
 def test_damaged_store_is_one_line_and_rebuild_recovers(
-    store, env, run_newsbot, tmp_path, how, ask_fails
+    store, env, run_main, tmp_path, how, ask_fails
 ):
     damage(store, how)
-    line = one_line_error(run_newsbot("index", env=env))
+    line = one_line_error(run_main("index", env=env))
     assert "newsbot index --rebuild" in line, line
     if ask_fails:
-        line = one_line_error(run_newsbot("ask", QUESTION, env=env))
+        line = one_line_error(run_main("ask", QUESTION, env=env))
         assert "newsbot index --rebuild" in line, line
     else:
-        answers(run_newsbot, env)
+        answers(run_main, env)
 
-    done = run_newsbot("index", "--rebuild", "--json", env=env)
+    done = run_main("index", "--rebuild", "--json", env=env)
     assert done.returncode == 0, done.stderr
     assert "Traceback" not in done.stderr
     report = json.loads(done.stdout)
@@ -124,12 +127,12 @@ def test_damaged_store_is_one_line_and_rebuild_recovers(
     assert warning["source"] == str(store)
     moved_to = Path(warning["warning"].split(" moved ", 1)[1].split(" to ", 1)[1].split()[0])
     assert moved_to.exists() and "broken-" in moved_to.name  # kept, to look at
-    answers(run_newsbot, env)
-    again = json.loads(run_newsbot("index", "--json", env=env).stdout)
+    answers(run_main, env)
+    again = json.loads(run_main("index", "--json", env=env).stdout)
     assert len(again["unchanged"]) == 3 and again["warnings"] == []
 
 
-def test_damaged_vectors_are_rebuilt_aside(store, env, run_newsbot, make_settings):
+def test_damaged_vectors_are_rebuilt_aside(store, env, run_main, make_settings):
     """Chroma's vector files of the collection unreadable: the rebuild never reads them."""
     more = make_settings(store_dir=store)
     corpus = more.corpus_dir
@@ -137,18 +140,18 @@ def test_damaged_vectors_are_rebuilt_aside(store, env, run_newsbot, make_setting
         body = " ".join(f"Sentence {j} of report {i} on the harbour works." for j in range(30))
         (corpus / f"bulk/{i:03d}.txt").parent.mkdir(exist_ok=True)
         (corpus / f"bulk/{i:03d}.txt").write_text(f"Report {i}\n{body}\n")
-    assert run_newsbot("index", env=env).returncode == 0
+    assert run_main("index", env=env).returncode == 0
     [segment] = [p for p in (store / "chroma").iterdir() if p.is_dir()]
     header = segment / "header.bin"
     garbage(header)
-    done = run_newsbot("index", "--rebuild", "--json", env=env)
+    done = run_main("index", "--rebuild", "--json", env=env)
     assert done.returncode == 0, done.stderr
     assert not segment.exists()  # the old collection and its files are gone
     retriever = HybridRetriever(ChunkStore(more), HashingEmbedder(), cache_path(store))
     assert retriever.retrieve(QUESTION, 3)[0].source == "drones.txt"
 
 
-def test_read_only_store_is_one_line(store, env, run_newsbot):
+def test_read_only_store_is_one_line(store, env, run_main):
     if os.geteuid() == 0:
         pytest.skip("root writes to read-only folders anyway")
     modes = {}
@@ -156,14 +159,14 @@ def test_read_only_store_is_one_line(store, env, run_newsbot):
         modes[path] = path.stat().st_mode
         path.chmod(modes[path] & ~(stat.S_IWUSR | stat.S_IWGRP | stat.S_IWOTH))
     try:
-        line = one_line_error(run_newsbot("index", env=env))
+        line = one_line_error(run_main("index", env=env))
         assert "read-only" in line and "NEWSBOT_STORE_DIR" in line
-        line = one_line_error(run_newsbot("index", "--rebuild", env=env))
+        line = one_line_error(run_main("index", "--rebuild", env=env))
         assert "read-only" in line
     finally:
         for path, mode in modes.items():
             path.chmod(mode)
-    answers(run_newsbot, env)
+    answers(run_main, env)
 
 
 def write_bulk(corpus: Path, count: int) -> None:
@@ -174,6 +177,7 @@ def write_bulk(corpus: Path, count: int) -> None:
         path.write_text(f"Bulletin {i}\n{body}\n")
 
 
+@pytest.mark.slow
 def test_full_disk_is_one_line_and_the_next_build_goes_on(
     env, corpus, tmp_path, make_settings, run_newsbot
 ):

@@ -19,6 +19,8 @@ from index.store import ChunkStore
 
 CHROMA = Path(sys.executable).with_name("chroma")
 
+pytestmark = pytest.mark.slow  # `chroma run` and `newsbot` subprocesses
+
 
 def chroma_executable() -> str | None:
     return str(CHROMA) if CHROMA.exists() else shutil.which("chroma")
