@@ -78,13 +78,18 @@ CAPTION_LIMIT = 1024
 
 
 def tg_len(text: str) -> int:
-    """Length as Telegram counts it: UTF-16 code units (an emoji counts two)."""
-    return len(text.encode("utf-16-le")) // 2
+    """Length as Telegram counts it: UTF-16 code units (an emoji counts two; a lone surrogate,
+    which JSON can carry in from a user, one)."""
+    return len(text.encode("utf-16-le", "surrogatepass")) // 2
 
 
 def plain(text: str) -> str:
-    """User or corpus text, safe in a Telegram HTML message."""
-    return escape(text, quote=False)
+    """User or corpus text, safe in a Telegram HTML message (a lone surrogate, which no UTF-8
+    message can hold, shown as U+FFFD)."""
+    return escape(LONE_SURROGATE.sub("\ufffd", text), quote=False)
+
+
+LONE_SURROGATE = re.compile("[\ud800-\udfff]")
 
 
 # -- answers ------------------------------------------------------------------------------

@@ -15,6 +15,7 @@ from bot.telegram_format import (
     article_caption,
     html_to_text,
     pack,
+    plain,
     render_article,
     render_html,
     render_inline,
@@ -355,3 +356,11 @@ def test_token_is_redacted_from_messages_arguments_and_tracebacks(caplog):
     assert secret not in text
     assert text.count("[token]") >= 3 and "while sending" in text and "RuntimeError" in text
     assert re.search(r"bot123456789:\[token\]/getMe", text)
+
+
+def test_a_lone_surrogate_from_a_user_is_counted_and_shown_safely():
+    """JSON can carry "\\ud800" in a message or inline query; rendering must not fail on it."""
+    assert tg_len("a\ud800b") == 3
+    shown = plain("<why \ud800?>")
+    assert shown == "&lt;why \ufffd?&gt;"
+    assert shown.encode("utf-8")
