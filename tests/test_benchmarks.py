@@ -177,3 +177,25 @@ def test_telegram_load_quick_run_delivers_every_answer_once_while_the_index_chan
     assert "delivered exactly once and in order: 10/10; duplicate messages 0, answers lost 0" in out
     assert "sends failed by the server: 0 " not in out  # some did fail, and were sent again
     assert "index updates during the run: 0 " not in out and "errors: 0" in out
+
+
+def test_cold_start_reports_both_sides_and_the_ratio_of_medians():
+    from benchmarks.cold_start import report
+
+    table = report({"with the child": [3.0, 2.0, 2.5], "without": [4.0, 5.0, 6.0]})
+    assert "| with the child | 2.50 | 2.00–3.00 | 3.00, 2.00, 2.50 |" in table
+    assert "| without | 5.00 | 4.00–6.00 |" in table
+    assert table.endswith("with the child over without: 0.50")
+
+
+@pytest.mark.slow
+def test_cold_start_times_real_asks_with_and_without_the_child(make_settings, monkeypatch):
+    from benchmarks.cold_start import run
+    from index.build import build_index
+
+    settings = make_settings()
+    build_index(settings)
+    monkeypatch.setenv("NEWSBOT_EMBED_MODEL", "hashing")  # the model the index was built with
+    seconds = run(settings.corpus_dir, settings.store_dir, 1, "What did Mr. Smith say?")
+    assert [len(v) for v in seconds.values()] == [1, 1]
+    assert all(v[0] > 0 for v in seconds.values())
