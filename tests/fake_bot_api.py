@@ -727,3 +727,30 @@ def _bare_specials(chunk: str, offset: int) -> str | None:
             f"{offset + match.start()}"
         )
     return None
+
+
+# -- driving an Application with updates of this fake's making ---------------------------------
+ALICE = {"id": 101, "is_bot": False, "first_name": "Alice", "username": "alice"}
+_update_ids = itertools.count(1_000_000)  # apart from ids a test numbers itself
+
+
+async def deliver(application, kind: str, payload: dict) -> None:
+    """Hand `application` one update holding `payload` as its `kind` ("message", ...)."""
+    from telegram import Update
+
+    update = {"update_id": next(_update_ids), kind: payload}
+    await application.process_update(Update.de_json(update, application.bot))
+
+
+async def press(application, api: FakeBotApi, sent: dict, data=None, user=ALICE) -> str:
+    """Press a button under `sent` (the first, or the one with `data`); returns the query id."""
+    query = api.callback_query(sent, data, user)
+    await deliver(application, "callback_query", query)
+    return query["id"]
+
+
+async def type_inline(application, api: FakeBotApi, query: str, user=ALICE) -> str:
+    """Type `@bot query` in any chat; returns the inline query's id."""
+    inline = api.inline(user, query)
+    await deliver(application, "inline_query", inline)
+    return inline["id"]

@@ -18,7 +18,7 @@ from pathlib import Path
 from urllib.parse import unquote
 
 import pytest
-from fake_bot_api import TAG, TOKEN, FakeBotApi, html_error
+from fake_bot_api import ALICE, TAG, TOKEN, FakeBotApi, html_error, press, type_inline
 from telegram import Update
 
 from bot import telegram as tg
@@ -30,7 +30,6 @@ from bot.types import Answer, Passage, Quote
 from bot.wording import format_answer
 from index.settings import load_settings
 
-ALICE = {"id": 101, "is_bot": False, "first_name": "Alice", "username": "alice"}
 STRANGER = {"id": 666, "is_bot": False, "first_name": "Eve", "username": "eve"}
 GROUP = -100777
 SOURCE = "001_target.txt"
@@ -100,20 +99,6 @@ async def ask(app, api: FakeBotApi, text: str, chat_id: int = 101, **kw) -> dict
     update = {"update_id": next(_update_ids), "message": message}
     await app.process_update(Update.de_json(update, app.bot))
     return api.sent_to(chat_id)[-1]
-
-
-async def press(app, api: FakeBotApi, sent: dict, data: str, user=ALICE) -> str:
-    query = api.callback_query(sent, data, user)
-    update = {"update_id": next(_update_ids), "callback_query": query}
-    await app.process_update(Update.de_json(update, app.bot))
-    return query["id"]
-
-
-async def type_inline(app, api: FakeBotApi, query: str, user=ALICE) -> str:
-    inline = api.inline(user, query)
-    update = {"update_id": next(_update_ids), "inline_query": inline}
-    await app.process_update(Update.de_json(update, app.bot))
-    return inline["id"]
 
 
 def whole_article(api: FakeBotApi, sent: dict) -> str:

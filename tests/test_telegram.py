@@ -31,7 +31,7 @@ from dataclasses import replace
 from pathlib import Path
 
 import pytest
-from fake_bot_api import TAG, TOKEN, FakeBotApi, html_error
+from fake_bot_api import ALICE, TAG, TOKEN, FakeBotApi, html_error, press, type_inline
 from telegram import Update
 
 from bot import telegram as tg
@@ -47,7 +47,6 @@ from index.settings import load_settings
 
 REPO = Path(__file__).resolve().parent.parent
 SECRET = TOKEN.split(":")[1]
-ALICE = {"id": 101, "is_bot": False, "first_name": "Alice", "username": "alice"}
 BOB = {"id": 102, "is_bot": False, "first_name": "Bob", "username": "Bob_R"}
 ADMIN = {"id": 900, "is_bot": False, "first_name": "Ada", "username": "ada"}
 STRANGER = {"id": 666, "is_bot": False, "first_name": "Eve", "username": "eve"}
@@ -160,21 +159,6 @@ async def process(application, api: FakeBotApi, chat_id: int, text=None, kind="m
     data = {"update_id": next(_update_ids), kind: message}
     await application.process_update(Update.de_json(data, application.bot))
     return message
-
-
-async def press(application, api: FakeBotApi, sent: dict, data=None, user=ALICE) -> str:
-    """Press a button under `sent` (the first, or the one with `data`); returns the query id."""
-    query = api.callback_query(sent, data, user)
-    update = {"update_id": next(_update_ids), "callback_query": query}
-    await application.process_update(Update.de_json(update, application.bot))
-    return query["id"]
-
-
-async def type_inline(application, api: FakeBotApi, query: str, user=ALICE) -> str:
-    inline = api.inline(user, query)
-    update = {"update_id": next(_update_ids), "inline_query": inline}
-    await application.process_update(Update.de_json(update, application.bot))
-    return inline["id"]
 
 
 async def until(condition, timeout: float = 30.0, what: str = "condition"):
