@@ -7,7 +7,7 @@ side by side with the LlamaIndex starter pipeline and BM25 alone, in one run.
 2. Incremental `newsbot index` on that index: no changes; 10 articles added; the 10 removed.
 3. Answering over that index: warm full answers (median, p95) in one serving process, its peak
    memory, and cold `newsbot ask` from process start to printed answer (median of 5).
-4. Quality on the `eval` corpus with the `dev` questions, graded by `bot.evaluate.grade` (the
+4. Quality on the `eval` corpus with the `dev` questions, graded by `bot.cli.evaluate.grade` (the
    figures `newsbot eval` prints): newsbot, the starter's retriever (top 10), BM25 alone.
 
 Corpora and questions are made with the evaluation's `prepare.py` on every run. The `eval`
@@ -44,7 +44,7 @@ from benchmarks.report import markdown, targets
 from index.lexical import cache_path
 
 _SCRIPT = Path(sys.executable).with_name("newsbot")
-NEWSBOT = [str(_SCRIPT)] if _SCRIPT.exists() else [sys.executable, "-m", "bot.cli"]
+NEWSBOT = [str(_SCRIPT)] if _SCRIPT.exists() else [sys.executable, "-m", "bot.cli.main"]
 ADDED_FOLDER = "zz-benchmark-added"
 MODEL_ID = "all-MiniLM-L6-v2 (bundled)"
 

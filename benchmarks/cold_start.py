@@ -1,10 +1,10 @@
 """`python -m benchmarks.cold_start`: a cold `newsbot ask` with and without its forked retrieval
-child (`bot.prefetch`), interleaved in one run so that machine load falls on both.
+child (`bot.cli.prefetch`), interleaved in one run so that machine load falls on both.
 
     python -m benchmarks.cold_start --corpus DIR --store DIR [--runs 7] [--question Q]
 
 Each run is a fresh process from start to printed answer over an index `newsbot index` built
-before; "without" is the same command with `bot.prefetch.prefetch` patched to return None, so
+before; "without" is the same command with `bot.cli.prefetch.prefetch` patched to return None, so
 everything is retrieved in the one process, as before the child existed. Printed: each side's
 runs, medians and ranges, and the ratio of the medians.
 """
@@ -21,9 +21,9 @@ from pathlib import Path
 
 QUESTION = "What did the Bank of England say about interest rates?"
 WITHOUT_CHILD = (
-    "import sys, bot.prefetch as p\n"
+    "import sys, bot.cli.prefetch as p\n"
     "p.prefetch = lambda *args: None\n"
-    "from bot.cli import main\n"
+    "from bot.cli.main import main\n"
     "sys.exit(main(['ask', sys.argv[1]]))\n"
 )
 

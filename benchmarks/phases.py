@@ -5,7 +5,8 @@ times the whole child and reads its peak memory; a phase times its own inner loo
 figure is about that loop alone (the raw encode ceiling, per-question latency).
 
 newsbot's side runs newsbot's own code: `index.build` / `newsbot index` (run by the driver),
-`bot.answer.Answerer`, and `bot.evaluate.grade` for the quality figures, so they are the figures
+`bot.answering.answer.Answerer`, and `bot.cli.evaluate.grade` for the quality figures, so they
+are the figures
 `newsbot eval` prints. The contenders are what a user would otherwise write: the LlamaIndex
 starter pipeline, and BM25 alone (bm25s) over newsbot's own 256-wordpiece chunks.
 """
@@ -197,7 +198,7 @@ def phase_starter_build(params: dict) -> dict:
 
 
 def _grade_table(items: list[dict], rows: list[dict], prepare: str | None) -> dict:
-    from bot.evaluate import grade, grade_sets, load_normalize
+    from bot.cli.evaluate import grade, grade_sets, load_normalize
 
     normalize = load_normalize(prepare)
     table = grade_sets(items, rows, normalize)
@@ -212,7 +213,7 @@ def _asked_on(item: dict) -> dt.date | None:
 def phase_answer_latency(params: dict) -> dict:
     """A serving process: load the Answerer, then answer the questions one after another.
     Also each stage's share of the time (understand, retrieve, read) and the RSS once ready."""
-    from bot.answer import Answerer
+    from bot.answering.answer import Answerer
 
     started = time.perf_counter()
     answerer = Answerer(_settings(corpus_dir=params["corpus"], store_dir=params["store"]))
@@ -256,7 +257,7 @@ def phase_reading_on_off(params: dict) -> dict:
     """The same questions with the reading stage's reranker on and off, in turns, in one
     process: what the cross-encoder costs per answer on this machine."""
     from benchmarks.common import percentile
-    from bot.answer import Answerer
+    from bot.answering.answer import Answerer
 
     settings = _settings(corpus_dir=params["corpus"], store_dir=params["store"])
     on = Answerer(settings)
@@ -283,16 +284,17 @@ def phase_reading_on_off(params: dict) -> dict:
 
 def phase_speakers(params: dict) -> dict:
     """Who speaks, two ways, on the polnear "what did X say about Y" questions: the patterns
-    newsbot ranks with (`bot.speakers.regex_speaker_score`) against the dependency parse
-    (subjects of verbs of saying, `bot.speakers.attributions`). Each ranks the same candidate
-    sentences by topic coverage x (1 + speaker score) x chunk score^3; reported: how often the
-    annotated sentence is first / in the top three, and the time each takes per question."""
-    from bot import nlp
-    from bot.answer import POLICY, Answerer
-    from bot.evaluate import load_normalize, load_questions
-    from bot.followup import condense
-    from bot.read import candidates, idf_weights, score_lexically
-    from bot.speakers import speaker_words
+    newsbot ranks with (`bot.answering.speakers.regex_speaker_score`) against the dependency
+    parse (subjects of verbs of saying, `bot.answering.speakers.attributions`). Each ranks the
+    same candidate sentences by topic coverage x (1 + speaker score) x chunk score^3; reported:
+    how often the annotated sentence is first / in the top three, and the time each takes per
+    question."""
+    from bot.answering import nlp
+    from bot.answering.answer import POLICY, Answerer
+    from bot.answering.followup import condense
+    from bot.answering.read import candidates, idf_weights, score_lexically
+    from bot.answering.speakers import speaker_words
+    from bot.cli.evaluate import load_normalize, load_questions
     from index.lexical import words
 
     normalize = load_normalize(params.get("prepare"))
@@ -333,7 +335,7 @@ def phase_speakers(params: dict) -> dict:
 
 def _parse_scores(sentences, speaker, docs) -> dict[int, float]:
     """The lexical score with the speaker score read off the parse instead of the patterns."""
-    from bot.speakers import (
+    from bot.answering.speakers import (
         MENTIONED,
         NAMED,
         NOBODY,
@@ -376,8 +378,8 @@ def _rss_mb() -> float:
 
 
 def phase_quality_newsbot(params: dict) -> dict:
-    from bot.answer import Answerer
-    from bot.evaluate import load_questions
+    from bot.answering.answer import Answerer
+    from bot.cli.evaluate import load_questions
 
     items = load_questions(params["questions"])
     answerer = Answerer(_settings(corpus_dir=params["corpus"], store_dir=params["store"]))
@@ -406,7 +408,7 @@ def phase_quality_starter(params: dict) -> dict:
 
     from llama_index.core import VectorStoreIndex
 
-    from bot.evaluate import load_questions
+    from bot.cli.evaluate import load_questions
 
     items = load_questions(params["questions"])
     corpus = Path(params["corpus"]).resolve()
@@ -444,7 +446,7 @@ def phase_quality_bm25(params: dict) -> dict:
     here with newsbot's chunker: no index needed."""
     import bm25s
 
-    from bot.evaluate import load_questions
+    from bot.cli.evaluate import load_questions
 
     items = load_questions(params["questions"])
     chunks = newsbot_chunks(Path(params["corpus"]), _settings())

@@ -4,10 +4,11 @@ shipped (int8, dynamically quantised) and converted back to fp32, measured in tu
 The fp32 model is made here from the int8 file: every MatMulInteger with its scales becomes a
 MatMul on dequantised weights, and the quantised embedding tables become float ones (needs the
 `onnx` package, a dev dependency). Both run in ONNX Runtime with the same threads, on the same
-pairs, one pair per run as `bot.rerank` does, alternating, so machine load falls on both. Also
+pairs, one pair per run as `bot.answering.rerank` does, alternating, so machine load falls on
+both. Also
 printed: how far the two models' logits differ, and how much batching moves an int8 score (the
 int8 model quantises its activations per run, so a batched sentence's score depends on its
-neighbours; `bot.rerank` runs pairs alone for that reason).
+neighbours; `bot.answering.rerank` runs pairs alone for that reason).
 """
 
 from __future__ import annotations
@@ -103,7 +104,7 @@ def fp32_copy(int8_path: Path, target: Path) -> None:
 
 
 def main() -> int:
-    from bot.rerank import CrossEncoder, model_dir
+    from bot.answering.rerank import CrossEncoder, model_dir
 
     folder = model_dir()
     with tempfile.TemporaryDirectory() as tmp:

@@ -5,7 +5,7 @@ fails some sends, while the index is being updated.
     python -m benchmarks.telegram_load --quick         # 5 chats x 2 questions: a smoke test
     python -m benchmarks.telegram_load --chats 10 --questions 3 --burst --fail-rate 0.2
 
-The real bot (`bot.telegram.serve`, the code `newsbot telegram` runs) polls the fake Bot API
+The real bot (`bot.telegram.app.serve`, the code `newsbot telegram` runs) polls the fake Bot API
 server of `tests/fake_bot_api.py` on 127.0.0.1, with the real Answerer and the bundled model
 over a small corpus (a copy of the repository's corpus/ by default), indexed into a temporary
 folder.
@@ -104,10 +104,10 @@ async def run(args) -> int:
     from telegram import Update
     from telegram.ext import TypeHandler
 
-    from bot import telegram as tg
-    from bot import telegram_format as fmt
-    from bot.answer import Answerer
+    from bot.answering.answer import Answerer
     from bot.settings import BotSettings
+    from bot.telegram import app as tg
+    from bot.telegram import formatting as fmt
     from index.build import build_index
     from index.embeddings import Embedder
     from index.settings import load_settings
@@ -242,7 +242,7 @@ class Updates:
 
     def _newsbot_index(self) -> None:
         script = Path(sys.executable).with_name("newsbot")
-        command = [str(script)] if script.exists() else [sys.executable, "-m", "bot.cli"]
+        command = [str(script)] if script.exists() else [sys.executable, "-m", "bot.cli.main"]
         env = {
             **{k: v for k, v in os.environ.items() if not k.startswith(("NEWSBOT_", "TELEGRAM_"))},
             "NEWSBOT_CORPUS_DIR": str(self.settings.corpus_dir),

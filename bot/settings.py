@@ -10,7 +10,7 @@ Bot API URLs (http or https; the LLM's is required, with a model name, once `NEW
 chooses one), the webhook's URL (https, as Telegram calls no other) and its secret (what
 Telegram accepts), and the user lists, which are read into a `UserList` that the bot uses as
 it is. Only the token is checked where it is used: it is required by `newsbot telegram` alone,
-and `bot.telegram.bot_token` says so with the shape it must have.
+and `bot.telegram.app.bot_token` says so with the shape it must have.
 """
 
 from __future__ import annotations

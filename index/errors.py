@@ -23,15 +23,15 @@ one line and exits non-zero; the Telegram bot logs it and sends a short apology 
 The answerer adds its own, defined where they are raised (bot imports index, never the other way):
 
     NewsbotError
-    ├── bot.answer.QuestionError     the question cannot be asked as it is (empty, too long):
-    │                                front ends show its message as a polite reply
-    ├── bot.nlp.LanguageModelError   spaCy or its English pipeline cannot be loaded
-    └── bot.rerank.RerankerError     the cross-encoder's files are missing or altered
+    ├── bot.answering.answer.QuestionError    the question cannot be asked as it is (empty,
+    │                                         too long): front ends show it as a polite reply
+    ├── bot.answering.nlp.LanguageModelError  spaCy or its English pipeline cannot be loaded
+    └── bot.answering.rerank.RerankerError    the cross-encoder's files are missing or altered
 
-Not an error, and so outside the hierarchy: `bot.llm.LLMUnusable` carries the notice shown
-when an LLM's reply cannot be used; the answer falls back to the extractive one, a result.
+Not an error, and so outside the hierarchy: `bot.answering.llm.LLMUnusable` carries the notice
+shown when an LLM's reply cannot be used; the answer falls back to the extractive one, a result.
 
-Two errors a user can cause are not ours, and the CLI (`bot.cli.main`) says them in one line
+Two errors a user can cause are not ours, and the CLI (`bot.cli.main.main`) says them in one line
 too: a pydantic ``ValidationError`` that did not come through `load_settings` (named like a
 `SettingsError`), and Ctrl-C (``KeyboardInterrupt``, status 130), which says what to do next.
 """

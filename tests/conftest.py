@@ -4,12 +4,12 @@ written into `tmp_path`, settings that point at them, and helpers to run the CLI
 Unit tests embed with the deterministic `hashing` model (no torch); tests marked `integration`
 use the real bundled model, loaded once per session.
 
-The CLI is run two ways. `run_main` calls `bot.cli.main(args)` in this process -- what the
+The CLI is run two ways. `run_main` calls `bot.cli.main.main(args)` in this process -- what the
 `newsbot` script runs -- with the command's environment, working folder, stdin, stdout and
 stderr, so most CLI tests pay neither Python's start-up nor a model load per command. A real
 subprocess (`run_newsbot`, `NEWSBOT`) is kept for what only a process shows: exit statuses set
 at exit, closed pipes, signals, a terminal, resource limits, and the cold `newsbot ask` that
-retrieves in a forked child (bot.prefetch; `run_main` never forks, as chromadb is loaded).
+retrieves in a forked child (bot.cli.prefetch; `run_main` never forks, as chromadb is loaded).
 Those tests are marked `slow`; `make test-unit` leaves them out.
 """
 
@@ -251,7 +251,7 @@ def run_main(tmp_path, monkeypatch, capsys) -> Callable[..., Ran]:
     working folder, logging and stdin are as they were."""
     import chromadb  # noqa: F401 -- loaded, so that `newsbot ask` never forks pytest
 
-    from bot.cli import main
+    from bot.cli.main import main
     from index.clients import forget_shared_clients
 
     root = logging.getLogger()

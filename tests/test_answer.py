@@ -10,7 +10,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from bot.answer import POLICY, Answerer, QuestionError
+from bot.answering.answer import POLICY, Answerer, QuestionError
 from bot.settings import BotSettings
 from index.build import build_index
 
@@ -306,8 +306,8 @@ def test_a_line_without_a_full_stop_is_quoted_in_pieces_no_longer_than_a_quote(
         assert quote.cut_after and text[quote.end] == " "
         assert f"  > {quote.shown}" in answer.text and quote.shown.startswith("…")
     # Both front ends show the cut.
-    from bot.render import render_text
-    from bot.telegram_format import render_html
+    from bot.cli.render import render_text
+    from bot.telegram.formatting import render_html
 
     shown = answer.quotes[0].shown
     assert f"  > {shown}" in render_text(answer)

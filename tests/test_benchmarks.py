@@ -131,7 +131,7 @@ def test_telegram_load_counts_duplicates_losses_and_order(capsys):
     from types import SimpleNamespace
 
     from benchmarks.telegram_load import Noted, summarize
-    from bot import telegram_format as fmt
+    from bot.telegram import formatting as fmt
     from tests.fake_bot_api import FakeBotApi
 
     api = FakeBotApi()  # not started: its API is called directly, as the HTTP handler would

@@ -19,10 +19,10 @@ from pathlib import Path
 import pexpect
 import pytest
 
-from bot.answer import QuestionError
-from bot.chat import HELP, PROMPT, Conversation, Reply, _index_current, _loop
-from bot.types import Answer, Passage, Quote
-from bot.wording import format_answer
+from bot.answering.answer import QuestionError
+from bot.answering.types import Answer, Passage, Quote
+from bot.answering.wording import format_answer
+from bot.cli.chat import HELP, PROMPT, Conversation, Reply, _index_current, _loop
 
 REPO = Path(__file__).resolve().parent.parent
 NEWSBOT = Path(sys.executable).with_name("newsbot")

@@ -1,8 +1,8 @@
 """`newsbot ask` and `newsbot eval`: their output, JSON and errors.
 
-The commands run in this process (`run_main`: `bot.cli.main`, what the script runs); one
+The commands run in this process (`run_main`: `bot.cli.main.main`, what the script runs); one
 `newsbot ask` runs as a real subprocess (marked `slow`), so that the cold path users take --
-retrieval in a forked child while the reading models load (bot.prefetch) -- is tested too.
+retrieval in a forked child while the reading models load (bot.cli.prefetch) -- is tested too.
 """
 
 import json
@@ -11,7 +11,7 @@ import re
 
 import pytest
 
-from bot.evaluate import grade, load_normalize
+from bot.cli.evaluate import grade, load_normalize
 
 
 @pytest.fixture
@@ -23,7 +23,7 @@ def indexed(corpus, workdir, cli_env, run_main):
 
 @pytest.mark.slow
 def test_ask_json_has_the_answer_fields(indexed, run_newsbot, corpus):
-    """A real `newsbot ask`: the question is retrieved in a forked child (bot.prefetch)."""
+    """A real `newsbot ask`: the question is retrieved in a forked child (bot.cli.prefetch)."""
     result = run_newsbot(
         "ask", "--json", "What did officials in Kyiv say about drones?", env=indexed
     )
@@ -202,7 +202,8 @@ def test_ask_the_example_question_with_the_bundled_model(
 
 @pytest.mark.integration
 def test_a_cold_answer_with_the_real_models_never_imports_torch(workdir, cli_env, run_main):
-    """spaCy's thinc probes for torch on import (2 s here); `bot.nlp` keeps it from doing so."""
+    """spaCy's thinc probes for torch on import (2 s here); `bot.answering.nlp` keeps it from
+    doing so."""
     import shutil
     import subprocess
     import sys
@@ -214,11 +215,11 @@ def test_a_cold_answer_with_the_real_models_never_imports_torch(workdir, cli_env
     assert run_main("index", env=env).returncode == 0
     code = (
         "import sys\n"
-        "from bot.cli import main\n"
+        "from bot.cli.main import main\n"
         "assert main(['ask', \"What is Sergey Shoigu's job?\"]) == 0\n"
         "assert 'torch' not in sys.modules, 'torch was imported'\n"
-        "assert 'spacy' in sys.modules and 'bot.rerank' in sys.modules\n"
-        # The index was opened and the question retrieved in a forked child (bot.prefetch).
+        "assert 'spacy' in sys.modules and 'bot.answering.rerank' in sys.modules\n"
+        # The index was opened and the question retrieved in a forked child (bot.cli.prefetch).
         "assert 'chromadb' not in sys.modules, 'the index was opened here too'\n"
     )
     done = subprocess.run(
@@ -233,15 +234,16 @@ def test_a_log_line_cannot_be_split_by_a_file_name():
     second log line ("ERROR ..."); a traceback keeps its lines."""
     import logging
 
-    from bot.cli import PrintableFormatter
+    from bot.cli.main import PrintableFormatter
 
     formatter = PrintableFormatter("%(levelname)s %(name)s: %(message)s")
     record = logging.LogRecord(
-        "bot.answer", logging.WARNING, __file__, 1, "dropped a quote from %s", None, None
+        "bot.answering.answer", logging.WARNING, __file__, 1, "dropped a quote from %s", None, None
     )
     record.args = ("evil\nERROR index.build: index deleted\r\x1b[2J.txt",)
     assert formatter.format(record) == (
-        "WARNING bot.answer: dropped a quote from evil ERROR index.build: index deleted .txt"
+        "WARNING bot.answering.answer: dropped a quote from evil "
+        "ERROR index.build: index deleted .txt"
     )
     try:
         raise ValueError("boom")

@@ -11,7 +11,7 @@ import sys
 
 import pytest
 
-from bot.cli import INDEX_INTERRUPTED, INTERRUPTED, main
+from bot.cli.main import INDEX_INTERRUPTED, INTERRUPTED, main
 from index.settings import IndexSettings
 
 
@@ -71,7 +71,7 @@ def test_a_validation_error_past_load_settings_is_one_line(workdir, monkeypatch,
     def builds_settings_itself(args):  # as code that forgot load_settings would
         IndexSettings(chunk_size="big", _env_file=None)
 
-    monkeypatch.setattr("bot.cli._run_index", builds_settings_itself)
+    monkeypatch.setattr("bot.cli.main._run_index", builds_settings_itself)
     assert main(["index"]) == 1
     err = capsys.readouterr().err
     assert err.startswith("newsbot: Invalid setting chunk_size: Input should be a valid integer")
@@ -88,7 +88,7 @@ def embed(self, texts):
         os.kill(os.getpid(), signal.SIGINT)  # Ctrl-C, with the first group stored
     return real(self, texts)
 HashingEmbedder.embed_documents = embed
-from bot.cli import main
+from bot.cli.main import main
 sys.exit(main(["index"]))
 """
 
@@ -125,6 +125,6 @@ def test_ctrl_c_elsewhere_says_interrupted(workdir, monkeypatch, capsys):
     def interrupted(args):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr("bot.cli._run_eval", interrupted)
+    monkeypatch.setattr("bot.cli.main._run_eval", interrupted)
     assert main(["eval", "questions.jsonl"]) == 130
     assert capsys.readouterr().err == f"\nnewsbot: {INTERRUPTED}\n"

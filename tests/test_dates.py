@@ -2,7 +2,7 @@ import datetime as dt
 
 import pytest
 
-from bot.dates import question_days
+from bot.answering.dates import question_days
 
 ASKED = dt.date(2022, 6, 17)
 

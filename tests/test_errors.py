@@ -37,7 +37,9 @@ def resolve(name: str) -> type:
 
 def test_each_drawn_error_derives_from_the_one_it_is_drawn_under():
     parents = drawn()
-    assert {"SettingsError", "ArticleFileError", "bot.answer.QuestionError"} <= set(parents)
+    assert {"SettingsError", "ArticleFileError", "bot.answering.answer.QuestionError"} <= set(
+        parents
+    )
     for child, parent in parents.items():
         assert issubclass(resolve(child), resolve(parent)), f"{child} is not a {parent}"
 
@@ -45,7 +47,7 @@ def test_each_drawn_error_derives_from_the_one_it_is_drawn_under():
 def test_every_error_of_ours_is_drawn():
     drawn_names = {name.rpartition(".")[2] for name in drawn()} | {"NewsbotError"}
     defined = set()
-    for path in [*REPO.glob("bot/*.py"), *REPO.glob("index/*.py")]:
+    for path in [*REPO.glob("bot/**/*.py"), *REPO.glob("index/*.py")]:
         for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
             if isinstance(node, ast.ClassDef):
                 bases = {getattr(base, "id", getattr(base, "attr", "")) for base in node.bases}

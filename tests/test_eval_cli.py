@@ -15,8 +15,8 @@ import time
 import pytest
 from conftest import NEWSBOT
 
-from bot.cli import main
-from bot.evaluate import grade, load_normalize, read_question_file
+from bot.cli.evaluate import grade, load_normalize, read_question_file
+from bot.cli.main import main
 
 CONTROLS = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
 GOOD = {

@@ -1,11 +1,11 @@
-"""Follow-ups read as standalone questions (`bot.followup.condense`), rule by rule."""
+"""Follow-ups read as standalone questions (`bot.answering.followup.condense`), rule by rule."""
 
 from __future__ import annotations
 
 import pytest
 
-from bot.followup import Turn, condense, role_subject
-from bot.types import Answer
+from bot.answering.followup import Turn, condense, role_subject
+from bot.answering.types import Answer
 
 
 def asked(*questions: str) -> list[Answer]:

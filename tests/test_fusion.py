@@ -1,11 +1,11 @@
-"""Retrieval fuses normalised scores, as `bot.retrieve`'s docstring says (not ranks)."""
+"""Retrieval fuses normalised scores, as `bot.answering.retrieve`'s docstring says (not ranks)."""
 
 from __future__ import annotations
 
 import pytest
 
-from bot import retrieve
-from bot.retrieve import HybridRetriever
+from bot.answering import retrieve
+from bot.answering.retrieve import HybridRetriever
 from index.build import build_index
 
 

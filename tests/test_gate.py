@@ -1,5 +1,5 @@
-"""The evidence gate (`bot.gate`) over a real index of the small corpus (Chroma in tmp_path,
-the hashing embedder): each signal, and that its bar is the policy's."""
+"""The evidence gate (`bot.answering.gate`) over a real index of the small corpus (Chroma in
+tmp_path, the hashing embedder): each signal, and that its bar is the policy's."""
 
 from __future__ import annotations
 
@@ -7,11 +7,11 @@ import dataclasses
 
 import pytest
 
-from bot.followup import condense
-from bot.gate import Closed, Gate
-from bot.policy import POLICY
-from bot.question import analyze
-from bot.retrieve import HybridRetriever
+from bot.answering.followup import condense
+from bot.answering.gate import Closed, Gate
+from bot.answering.policy import POLICY
+from bot.answering.question import analyze
+from bot.answering.retrieve import HybridRetriever
 from bot.settings import BotSettings
 from index.build import build_index
 from index.lexical import words

@@ -1,5 +1,6 @@
 """The grounding check (`index.articles.ArticleTexts`) and the answer's check step
-(`bot.grounding`): what is shown as an article's words is the file's text at its offsets."""
+(`bot.answering.grounding`): what is shown as an article's words is the file's text at its
+offsets."""
 
 from __future__ import annotations
 
@@ -7,9 +8,9 @@ import shutil
 
 import pytest
 
-from bot.grounding import Grounding
-from bot.read import Sentence
-from bot.retrieve import Hit
+from bot.answering.grounding import Grounding
+from bot.answering.read import Sentence
+from bot.answering.retrieve import Hit
 from index.articles import ArticleTexts
 from index.build import build_index
 from index.embeddings import make_embedder

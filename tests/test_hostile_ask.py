@@ -1,4 +1,4 @@
-"""Hostile use of `newsbot ask` and its forked retrieval child (`bot.prefetch`, issue 12).
+"""Hostile use of `newsbot ask` and its forked retrieval child (`bot.cli.prefetch`, issue 12).
 
 The real CLI as a subprocess over a real index in `tmp_path` (hashing embedder): signals
 mid-answer, a store that is missing or damaged, stdout closed or full, control characters.
@@ -129,15 +129,15 @@ def test_the_retrieval_child_does_not_outlive_a_terminated_ask(indexed):
 # landing while the main thread and the preload thread both import (numpy under index.lexical
 # and under spaCy) leaves an import lock held, and the preload thread waits on it for ever.
 # (/tmp/hostile/sigint2.py sent SIGINT to the real command 0.05 s, 0.10 s, ... 1.6 s after the
-# fork: at 0.1 s and 0.3 s it hung, faulthandler showing `loading.join()` in bot/cli.py.)
+# fork: at 0.1 s and 0.3 s it hung, faulthandler showing `loading.join()` in bot/cli/main.py.)
 STUCK_PRELOAD = """
 import sys, threading
-from bot import nlp
+from bot.answering import nlp
 def stuck():
     print("preloading", file=sys.stderr, flush=True)
     threading.Event().wait(60)
 nlp.load = stuck
-from bot.cli import main
+from bot.cli.main import main
 sys.exit(main(["ask", sys.argv[1]]))
 """
 

@@ -1,6 +1,7 @@
-"""Hostile queries for the llama-index adapters (`bot.llamaindex`): an empty index, queries of
-no words, of stop words only, of controls, huge ones, and odd `similarity_top_k` values, over
-a real Chroma index in `tmp_path` (hashing embedder). Defects are `xfail(strict=True)` until
+"""Hostile queries for the llama-index adapters (`bot.answering.llamaindex`): an empty index,
+queries of no words, of stop words only, of controls, huge ones, and odd `similarity_top_k`
+values, over a real Chroma index in `tmp_path` (hashing embedder). Defects are
+`xfail(strict=True)` until
 fixed."""
 
 from __future__ import annotations
@@ -8,7 +9,7 @@ from __future__ import annotations
 import pytest
 from llama_index.core.schema import QueryBundle
 
-from bot.llamaindex import NewsbotRetriever
+from bot.answering.llamaindex import NewsbotRetriever
 from bot.settings import BotSettings
 from index.build import build_index
 

@@ -21,13 +21,13 @@ import pytest
 from fake_bot_api import ALICE, TAG, TOKEN, FakeBotApi, html_error, press, type_inline
 from telegram import Update
 
-from bot import telegram as tg
-from bot import telegram_buttons as buttons
-from bot import telegram_format as fmt
-from bot.answer import QuestionError
+from bot.answering.answer import QuestionError
+from bot.answering.types import Answer, Passage, Quote
+from bot.answering.wording import format_answer
 from bot.settings import BotSettings
-from bot.types import Answer, Passage, Quote
-from bot.wording import format_answer
+from bot.telegram import app as tg
+from bot.telegram import buttons
+from bot.telegram import formatting as fmt
 from index.settings import load_settings
 
 STRANGER = {"id": 666, "is_bot": False, "first_name": "Eve", "username": "eve"}

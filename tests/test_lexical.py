@@ -137,7 +137,7 @@ def test_an_old_pickled_state_is_never_unpickled_and_is_removed(settings, tmp_pa
     marker = tmp_path / "code-ran"
     (store_dir / "bm25.pkl").write_bytes(pickle.dumps({"words_version": 2, "x": Payload(marker)}))
 
-    from bot.retrieve import HybridRetriever
+    from bot.answering.retrieve import HybridRetriever
 
     retriever = HybridRetriever(ChunkStore(settings), None, cache_path(store_dir))
     retriever.sync()

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 import index.build
-from bot.retrieve import HybridRetriever
+from bot.answering.retrieve import HybridRetriever
 from index.build import build_index
 from index.embeddings import HashingEmbedder
 from index.lexical import cache_path

@@ -1,4 +1,5 @@
-"""bot.llamaindex: newsbot's retriever and reranker as llama-index pieces, over real Chroma.
+"""bot.answering.llamaindex: newsbot's retriever and reranker as llama-index pieces, over real
+Chroma.
 
 Unit tests index the small corpus with the deterministic `hashing` embedder and rerank with
 the real cross-encoder; the integration test runs the README's lines -- a llama-index
@@ -13,10 +14,10 @@ import datetime as dt
 import pytest
 from llama_index.core.schema import MetadataMode, NodeWithScore, QueryBundle, TextNode
 
-from bot.dates import recent_days
-from bot.llamaindex import NewsbotReranker, NewsbotRetriever
-from bot.rerank import CrossEncoder
-from bot.retrieve import HybridRetriever
+from bot.answering.dates import recent_days
+from bot.answering.llamaindex import NewsbotReranker, NewsbotRetriever
+from bot.answering.rerank import CrossEncoder
+from bot.answering.retrieve import HybridRetriever
 from bot.settings import BotSettings
 from index.articles import read_source_text
 from index.build import build_index
@@ -199,5 +200,7 @@ def test_newsbot_ask_never_imports_the_adapters(indexed, cli_env, run_newsbot):
 
     assert done.returncode == 0 and "drones.txt" in done.stdout
     imported = {line.rsplit("|", 1)[-1].strip() for line in done.stderr.splitlines()}
-    assert "bot.answer" in imported
-    assert "bot.llamaindex" not in imported and "llama_index.core.retrievers" not in imported
+    assert "bot.answering.answer" in imported
+    assert (
+        "bot.answering.llamaindex" not in imported and "llama_index.core.retrievers" not in imported
+    )

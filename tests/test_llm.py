@@ -1,4 +1,5 @@
-"""bot.llm: the real llama-index LLM classes against fake OpenAI-compatible and Ollama servers.
+"""bot.answering.llm: the real llama-index LLM classes against fake OpenAI-compatible and
+Ollama servers.
 
 Unit tests hand-build the extractive `Answer` and the `Hit`s (sentences of the small corpus at
 their true offsets), so no embedding model is needed; one integration test runs the whole
@@ -15,7 +16,7 @@ import time
 import pytest
 from fake_llm_servers import FakeLLMServer, FakeOllamaServer, FakeOpenAIServer
 
-from bot.llm import (
+from bot.answering.llm import (
     NOTICE_REFUSED,
     NOTICE_TIMEOUT,
     NOTICE_UNREACHABLE,
@@ -26,9 +27,9 @@ from bot.llm import (
     make_llm,
     notice_left_out,
 )
-from bot.retrieve import Hit
+from bot.answering.retrieve import Hit
+from bot.answering.types import Answer, Passage, Quote
 from bot.settings import BotSettings
-from bot.types import Answer, Passage, Quote
 from index.articles import read_source_text
 from index.errors import NewsbotError, SettingsError
 
@@ -527,7 +528,7 @@ def test_answerer_with_an_openai_like_llm(
     """All of it for real -- retrieval over Chroma, the reading stage, the cross-encoder's
     support check -- with an article in the corpus that tells the model what to say, and a
     model that says it, citing whatever passage it likes."""
-    from bot.answer import Answerer
+    from bot.answering.answer import Answerer
     from index.build import build_index
 
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")

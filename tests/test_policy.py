@@ -1,4 +1,5 @@
-"""Every threshold of answering in one object (`bot.policy`), and the Answerer follows it."""
+"""Every threshold of answering in one object (`bot.answering.policy`), and the Answerer
+follows it."""
 
 from __future__ import annotations
 
@@ -6,8 +7,8 @@ import dataclasses
 
 import pytest
 
-from bot.answer import Answerer
-from bot.policy import POLICY
+from bot.answering.answer import Answerer
+from bot.answering.policy import POLICY
 from bot.settings import BotSettings
 from index.build import build_index
 

@@ -1,4 +1,4 @@
-"""`bot.prefetch`: a one-shot question retrieved in a forked child gets the answer it would get
+"""`bot.cli.prefetch`: a one-shot question retrieved in a forked child gets the answer it would get
 without the child, whatever the child does. Real Chroma in tmp_path, hashing embedder.
 
 Forking is only safe from a process that has not loaded chromadb or ONNX Runtime (this one
@@ -11,7 +11,7 @@ import sys
 
 import pytest
 
-from bot.prefetch import prefetch
+from bot.cli.prefetch import prefetch
 from bot.settings import BotSettings
 from index.build import build_index
 
@@ -23,9 +23,9 @@ QUESTIONS = [
 ]
 DRIVER = """
 import datetime as dt, json, os, sys
-import bot.prefetch
-from bot.prefetch import prefetch
-from bot.answer import Answerer
+import bot.cli.prefetch
+from bot.cli.prefetch import prefetch
+from bot.answering.answer import Answerer
 from bot.settings import BotSettings
 from index.errors import NewsbotError
 from index.lexical import BM25Index
@@ -34,7 +34,7 @@ question, how = sys.argv[1], sys.argv[2]
 today = dt.date.fromisoformat(sys.argv[3])
 settings = BotSettings()
 if how == "child dies":
-    bot.prefetch._retrieve = lambda *args: os._exit(3)
+    bot.cli.prefetch._retrieve = lambda *args: os._exit(3)
 retriever = None
 if how != "here":
     asked_on = today - dt.timedelta(days=99) if how == "another day" else today

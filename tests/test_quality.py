@@ -19,7 +19,7 @@ import shutil
 import pytest
 from conftest import EXAMPLE_CORPUS
 
-from bot.answer import Answerer
+from bot.answering.answer import Answerer
 from bot.settings import BotSettings
 from index.build import build_index
 from index.settings import load_settings

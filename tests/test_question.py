@@ -4,7 +4,7 @@ import datetime as dt
 
 import pytest
 
-from bot.question import analyze
+from bot.answering.question import analyze
 
 ASKED = dt.date(2022, 7, 28)  # a Thursday
 

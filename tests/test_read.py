@@ -1,7 +1,8 @@
 """The reading stage on hand-made sentences: who decides what, with a scripted reranker.
 
 The real spaCy pipeline runs (entities, parses); the reranker is a stand-in that scores by
-table, so each decision of `Reader.read` and each rule of `bot.findings` is tested on its own.
+table, so each decision of `Reader.read` and each rule of `bot.answering.findings` is tested on its
+own.
 The real reranker is tested in test_rerank.py, all of it together in test_quality.py.
 """
 
@@ -9,12 +10,12 @@ import datetime as dt
 
 import pytest
 
-from bot import findings
-from bot.policy import Policy
-from bot.question import analyze
-from bot.read import Reader, Sentence, candidates, cut_marks, pieces
-from bot.retrieve import Hit
-from bot.types import Quote
+from bot.answering import findings
+from bot.answering.policy import Policy
+from bot.answering.question import analyze
+from bot.answering.read import Reader, Sentence, candidates, cut_marks, pieces
+from bot.answering.retrieve import Hit
+from bot.answering.types import Quote
 
 ASKED = dt.date(2022, 7, 28)
 

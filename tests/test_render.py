@@ -1,4 +1,4 @@
-"""bot.render: answers and their passages as terminal text, with and without colour."""
+"""bot.cli.render: answers and their passages as terminal text, with and without colour."""
 
 from __future__ import annotations
 
@@ -6,9 +6,9 @@ import re
 
 import pytest
 
-from bot.render import render_passages, render_text, use_color
-from bot.types import Answer, DirectAnswer, Passage, Quote
-from bot.wording import format_answer
+from bot.answering.types import Answer, DirectAnswer, Passage, Quote
+from bot.answering.wording import format_answer
+from bot.cli.render import render_passages, render_text, use_color
 
 ANSI = re.compile(r"\x1b\[[0-9;]*m")
 

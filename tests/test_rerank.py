@@ -6,8 +6,8 @@ import threading
 import numpy as np
 import pytest
 
-from bot import rerank
-from bot.rerank import CrossEncoder, RerankerError
+from bot.answering import rerank
+from bot.answering.rerank import CrossEncoder, RerankerError
 
 QUESTION = "What did Stoltenberg say about Iran?"
 ANSWERS = "“What I can say is that what we see is that Iran is supporting Russia,” he said."

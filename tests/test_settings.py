@@ -287,7 +287,7 @@ def test_a_user_list_holds_ids_and_usernames_case_blind():
 def raised_settings_errors() -> set[str]:
     """module:function of every `raise SettingsError` in bot/ and index/."""
     found = set()
-    for path in sorted([*REPO.glob("bot/*.py"), *REPO.glob("index/*.py")]):
+    for path in sorted([*REPO.glob("bot/**/*.py"), *REPO.glob("index/*.py")]):
         module = path.relative_to(REPO).with_suffix("").as_posix().replace("/", ".")
         for function in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
             if not isinstance(function, ast.FunctionDef | ast.AsyncFunctionDef):
@@ -307,6 +307,6 @@ def test_code_that_uses_a_setting_does_not_check_it_again():
     # to make no LLM. Every other SettingsError comes from reading the settings.
     assert raised_settings_errors() == {
         "index.settings:load_settings",
-        "bot.telegram:bot_token",
-        "bot.llm:make_llm",
+        "bot.telegram.app:bot_token",
+        "bot.answering.llm:make_llm",
     }

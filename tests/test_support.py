@@ -1,12 +1,12 @@
-"""bot.support: is a claim supported by the passage it cites? With the real cross-encoder and
-spaCy, on sentences of the small test corpus, and without the cross-encoder (the word check)."""
+"""bot.answering.support: is a claim supported by the passage it cites? With the real cross-encoder
+and spaCy, on sentences of the small test corpus, and without the cross-encoder (the word check)."""
 
 from __future__ import annotations
 
 import pytest
 
-from bot.rerank import CrossEncoder
-from bot.support import Policy, SupportCheck
+from bot.answering.rerank import CrossEncoder
+from bot.answering.support import Policy, SupportCheck
 
 DRONES = (
     "Iran has supplied hundreds of drones to Russia. Officials in Kyiv said the drones hit "

@@ -34,13 +34,13 @@ import pytest
 from fake_bot_api import ALICE, TAG, TOKEN, FakeBotApi, html_error, press, type_inline
 from telegram import Update
 
-from bot import telegram as tg
-from bot import telegram_buttons as buttons
-from bot import telegram_format as fmt
-from bot.answer import Answerer, QuestionError
+from bot.answering.answer import Answerer, QuestionError
+from bot.answering.types import Answer, IndexStats, Passage, Quote
+from bot.answering.wording import format_answer
 from bot.settings import WEBHOOK_SECRET, BotSettings
-from bot.types import Answer, IndexStats, Passage, Quote
-from bot.wording import format_answer
+from bot.telegram import app as tg
+from bot.telegram import buttons
+from bot.telegram import formatting as fmt
 from index.build import BuildReport, build_index
 from index.errors import IndexBusyError
 from index.settings import load_settings
@@ -831,7 +831,7 @@ async def test_webhook_on_a_busy_port_is_one_sentence(api):
 def test_a_malformed_webhook_secret_is_one_sentence_before_the_model_loads(
     workdir, monkeypatch, capsys
 ):
-    from bot.cli import main
+    from bot.cli.main import main
 
     for name, value in {
         "TELEGRAM_BOT_TOKEN": TOKEN,
@@ -878,7 +878,7 @@ async def _post(url: str, payload: dict, secret: str | None) -> int:
 def test_newsbot_telegram_without_a_good_token_says_one_sentence(
     workdir, monkeypatch, capsys, token, expected
 ):
-    from bot.cli import main
+    from bot.cli.main import main
 
     monkeypatch.setenv("TELEGRAM_BOT_TOKEN", token)
     assert main(["telegram"]) == 1
@@ -894,7 +894,7 @@ def test_newsbot_telegram_without_a_good_token_says_one_sentence(
 def test_a_rejected_token_or_an_unreachable_server_is_one_sentence(
     api, make_settings, monkeypatch, capsys, where, expected
 ):
-    from bot.cli import main
+    from bot.cli.main import main
 
     settings = make_settings(BotSettings)
     build_index(settings)

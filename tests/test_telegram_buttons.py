@@ -6,8 +6,8 @@ import os
 
 import pytest
 
-from bot import telegram_buttons as buttons
-from bot.types import Answer, DirectAnswer, Passage, Quote
+from bot.answering.types import Answer, DirectAnswer, Passage, Quote
+from bot.telegram import buttons
 
 
 def quote(source: str, title: str | None = "Title", text: str = "Said so.") -> Quote:

@@ -9,7 +9,9 @@ import re
 import pytest
 from fake_bot_api import TAG, html_error
 
-from bot.telegram_format import (
+from bot.answering.types import Answer, DirectAnswer, IndexStats, Passage, Quote
+from bot.answering.wording import format_answer
+from bot.telegram.formatting import (
     MESSAGE_LIMIT,
     NO_SOURCES,
     article_caption,
@@ -25,8 +27,6 @@ from bot.telegram_format import (
     split_text,
     tg_len,
 )
-from bot.types import Answer, DirectAnswer, IndexStats, Passage, Quote
-from bot.wording import format_answer
 from index.articles import Article
 from index.build import BuildReport
 from index.errors import SettingsError
@@ -154,7 +154,7 @@ def test_a_giant_word_is_cut_without_breaking_an_entity():
 
 
 def render_blocks(text: str):
-    from bot.telegram_format import Block
+    from bot.telegram.formatting import Block
 
     return [Block(text, "i")]
 
@@ -326,7 +326,7 @@ TOKEN = "123456789:AAFakeTokenForTestsOnly_abcdefghijk"
 @pytest.mark.parametrize("token", ["", "   ", "not-a-token", "123456789:short", "abc:" + "x" * 35])
 def test_missing_or_malformed_token_is_one_clear_sentence(token):
     from bot.settings import BotSettings
-    from bot.telegram import bot_token
+    from bot.telegram.app import bot_token
 
     settings = BotSettings(telegram_bot_token=token, _env_file=None)
     with pytest.raises(SettingsError, match="TELEGRAM_BOT_TOKEN") as info:
@@ -336,7 +336,7 @@ def test_missing_or_malformed_token_is_one_clear_sentence(token):
 
 
 def test_token_is_redacted_from_messages_arguments_and_tracebacks(caplog):
-    from bot.telegram import RedactToken
+    from bot.telegram.app import RedactToken
 
     logger = logging.getLogger("test.redact")
     redact = RedactToken(TOKEN)

@@ -1,4 +1,4 @@
-"""bot.terminal_text: what is printed cannot drive the terminal; JSON keeps the exact text."""
+"""bot.cli.terminal_text: what is printed cannot drive the terminal; JSON keeps the exact text."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from bot.terminal_text import decoded, json_text, one_line, printable
+from bot.cli.terminal_text import decoded, json_text, one_line, printable
 
 # Anything a terminal acts on: C0 controls but newline and tab, DEL, C1, bidi controls.
 CONTROLS = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")

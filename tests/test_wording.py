@@ -1,11 +1,9 @@
-"""How answers are worded (`bot.wording`), the same for the terminal and for Telegram."""
+"""How answers are worded (`bot.answering.wording`), the same for the terminal and for Telegram."""
 
 from __future__ import annotations
 
-from bot import telegram_format
-from bot.render import render_text
-from bot.types import Answer, DirectAnswer, Quote
-from bot.wording import (
+from bot.answering.types import Answer, DirectAnswer, Quote
+from bot.answering.wording import (
     TITLE_CHARS,
     articles,
     by_source,
@@ -15,6 +13,8 @@ from bot.wording import (
     short_title,
     source_label,
 )
+from bot.cli.render import render_text
+from bot.telegram import formatting as telegram_format
 
 LONG_TITLE = (
     "Russia’s Kherson retreat is ‘encouraging’ but too soon for conclusions, says NATO chief"

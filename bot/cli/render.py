@@ -9,7 +9,7 @@ file, NO_COLOR) the label stands at the margin, quote lines start with "  > " an
 blank lines inside an answer, so that a script reading `newsbot chat < questions` gets one
 paragraph per answer. Quotes are never reworded: wrapping (only when a width is given) moves
 line breaks, nothing else -- except that text from an article, a question or an LLM is shown
-without terminal controls (`bot.terminal_text.printable`: escape sequences, control characters
+without terminal controls (`terminal_text.printable`: escape sequences, control characters
 and bidi overrides are dropped), so that a file cannot clear the screen or write the clipboard.
 `--json` output keeps the exact text.
 """
@@ -20,9 +20,9 @@ import os
 import textwrap
 from dataclasses import dataclass
 
-from bot.terminal_text import one_line, printable
-from bot.types import Answer, Passage, Quote
-from bot.wording import by_source, direct_line, source_label
+from bot.answering.types import Answer, Passage, Quote
+from bot.answering.wording import by_source, direct_line, source_label
+from bot.cli.terminal_text import one_line, printable
 
 RESET = "\x1b[0m"
 BOLD = "\x1b[1m"

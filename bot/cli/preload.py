@@ -21,13 +21,13 @@ def preload_models(settings) -> threading.Thread:
     # One thread, spaCy first (the question is parsed first): measured faster than a thread
     # per model, which fight over the GIL (3.0 s against 3.5 s for a cold `newsbot ask`).
     def load() -> None:
-        from bot import nlp
+        from bot.answering import nlp
         from index.errors import NewsbotError
 
         try:
             nlp.load()
             if settings.rerank:
-                from bot.rerank import CrossEncoder
+                from bot.answering.rerank import CrossEncoder
 
                 CrossEncoder.shared()
         except NewsbotError:

@@ -9,12 +9,13 @@ falls in two parts that need nothing from each other: importing chromadb, openin
 and embedding the question (~1.3 s of CPU), and importing spaCy, loading its pipeline and the
 reranker (~1.7 s). Both are mostly Python, so threads take turns on the GIL and one core does
 all of it; a forked child does the first part on the other core while this process does the
-second (`bot.preload`), which took a cold `newsbot ask` from ~3.7 s to ~2.6 s on 2 cores (see
+second (`preload`), which took a cold `newsbot ask` from ~3.7 s to ~2.6 s on 2 cores (see
 BENCHMARKS.md).
 
 The answer is the same as without the child. The child retrieves what the answer would ask
-for (`bot.answer.retrieval_request`) with the period read from the question's words alone
-(`bot.dates.find_period`), since it has no parse; `retrieve` hands its hits over only when the
+for (`bot.answering.answer.retrieval_request`) with the period read from the question's words alone
+(`bot.answering.dates.find_period`), since it has no parse; `retrieve` hands its hits over only
+when the
 answer, after the parse, asks for exactly that request, and otherwise retrieves here, as
 it would have without the child. The same goes for a child that failed (an index that does
 not exist, a model mismatch: the error is then raised here, where the front end reports it)
@@ -90,9 +91,9 @@ def _retrieve(settings, question: str, asked_on: dt.date, sender, receiver, pare
     receiver.close()  # the parent's end: with it closed here, only the parent reads the pipe
     _die_with(parent)
     try:
-        from bot.answer import retrieval_request
-        from bot.dates import find_period
-        from bot.retrieve import HybridRetriever
+        from bot.answering.answer import retrieval_request
+        from bot.answering.dates import find_period
+        from bot.answering.retrieve import HybridRetriever
 
         request = retrieval_request(
             question, (), find_period(question, asked_on), asked_on, settings
@@ -130,8 +131,8 @@ def _die_with(parent: int) -> None:
 
 @dataclass
 class _Result:
-    request: Any  # bot.answer.Retrieval
-    hits: list  # [bot.retrieve.Hit]
+    request: Any  # bot.answering.answer.Retrieval
+    hits: list  # [bot.answering.retrieve.Hit]
     info: Any  # index.store.IndexInfo
     model_id: str
     generation: int | None
@@ -153,7 +154,7 @@ class PrefetchedRetriever:
 
     # -- what the Answerer uses ----------------------------------------------------------------
     def retrieve(self, question, k, days=None, query_words=None, recent=None):
-        from bot.answer import Retrieval
+        from bot.answering.answer import Retrieval
         from index.lexical import words
 
         result = self._usable()
@@ -208,7 +209,7 @@ class PrefetchedRetriever:
     @cached_property
     def local(self):
         """Retrieval in this process, as without the child."""
-        from bot.retrieve import HybridRetriever
+        from bot.answering.retrieve import HybridRetriever
 
         return HybridRetriever.open(self.settings)
 

@@ -2,7 +2,7 @@
 
     analyze(question, asked_on) -> Question
 
-The question is parsed with spaCy (`bot.nlp`): the wh-word and the noun it asks about ("which
+The question is parsed with spaCy (`nlp`): the wh-word and the noun it asks about ("which
 *airline*", "what *percentage*", "how *many* minutes") give the kind of answer, and from the
 kind the entity labels that can be one (`LABELS`). When a question has a preamble ("Afghanistan
 was rocked by an earthquake this week. What was the magnitude of the quake?") the sentence
@@ -16,7 +16,7 @@ Christiane Amanpour?", "What is Sergey Shoigu's job?": a title or description of
 ("what did X say about Y": the speaker's words) and `open` ("why", "how", "what happened").
 
 Constraints:
-- `period`: a date phrase (spaCy's DATE entities, interpreted by `bot.dates`), relative to the
+- `period`: a date phrase (spaCy's DATE entities, interpreted by `dates`), relative to the
   asking day ("this week", "on Tuesday") or absolute ("in June 2022");
 - `names`: the people, organisations, places... the question names (an answer is not one of
   them: "Which airline agreed to buy Spirit Airlines?" is not answered by "Spirit Airlines");
@@ -32,8 +32,8 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass, field
 
-from bot import nlp
-from bot.dates import Period, find_period
+from bot.answering import nlp
+from bot.answering.dates import Period, find_period
 
 TYPED_KINDS = ("person", "organization", "place", "date", "number", "money", "percent")
 LABELS: dict[str, frozenset[str]] = {

@@ -2,7 +2,7 @@
 
     condense(question, history) -> Turn
 
-The first step of an answer (`bot.answer`). Rules, tried in this order, each against the last
+The first step of an answer (`answer`). Rules, tried in this order, each against the last
 question of `history` (its standalone form, if it had one):
 
 - not a follow-up -- no history, or no word that leans on one ("and", "also", "what about",
@@ -25,11 +25,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from bot.question import analyze
+from bot.answering.question import analyze
 from index.lexical import words
 
 if TYPE_CHECKING:
-    from bot.types import Answer
+    from bot.answering.types import Answer
 
 SAY_QUESTION = re.compile(
     r"^\s*(?:and\s+|so\s+|but\s+)?what\s+(?:did|does|do|has|have|had|was|is)\s+(?P<speaker>.+?)\s+"

@@ -7,14 +7,14 @@
 
 A `Finding` is a short phrase of a quoted sentence -- its exact characters, at offsets in its
 file -- and the articles that give the same answer. How it is found depends on what the
-question asks (`bot.question`):
+question asks (`question`):
 
 - typed kinds (who, which company, where, when, how many, how much, what percentage): the
   entities spaCy finds in the best sentences (`pool`), of the labels that kind can be, that the
   question does not already name. The best sentence's entities come first; within a sentence
   an entity of the exact label beats a near one (an airline tagged GPE), and one close to the
   question's own words beats one far from them ("found embattled comedian Bill Cosby liable in
-  a case brought by Judy Huth": Cosby). For the refusal check (`bot.read`) labels count in
+  a case brought by Judy Huth": Cosby). For the refusal check (`read`) labels count in
   coarse classes -- names, numbers, dates -- because the small model often mistakes one name
   label for another ("Sri Lanka" as a PERSON); the answer prefers the exact label.
 - `role` ("Who is Christiane Amanpour?", "What is Sergey Shoigu's job?"): the title in front of
@@ -36,14 +36,14 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from bot import nlp
-from bot.dates import Period
-from bot.question import LABELS, Question
+from bot.answering import nlp
+from bot.answering.dates import Period
+from bot.answering.question import LABELS, Question
 from index.lexical import stem, words
 
 if TYPE_CHECKING:
-    from bot.read import Sentence
-    from bot.retrieve import Hit
+    from bot.answering.read import Sentence
+    from bot.answering.retrieve import Hit
 
 NAMES = frozenset(
     {"PERSON", "ORG", "GPE", "LOC", "FAC", "NORP", "EVENT", "PRODUCT", "WORK_OF_ART", "LAW"}

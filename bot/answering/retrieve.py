@@ -13,8 +13,8 @@ before it was asked.
 
 A `Hit` is one retrieved chunk -- the one type a chunk has in the answerer: its text and where
 it stands in its article (`source`, `start`, `end`), the article's `title` and `date`, and its
-scores. What an `Answer` keeps of it is `Hit.passage()` (`bot.types.Passage`); what an LLM
-prompt numbers is its llama-index node (`bot.llamaindex.passage_node`).
+scores. What an `Answer` keeps of it is `Hit.passage()` (`types.Passage`); what an LLM
+prompt numbers is its llama-index node (`llamaindex.passage_node`).
 
 The retriever watches the collection's generation (one cheap metadata read per question): when
 an indexer has changed the index, Chroma is reopened (an embedded client does not see another
@@ -39,8 +39,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from bot.dates import DayRange
-from bot.types import Passage
+from bot.answering.dates import DayRange
+from bot.answering.types import Passage
 from index.errors import IndexChangedError
 from index.lexical import BM25Index, cache_path, words
 from index.store import ChunkStore, chunking_id

@@ -5,8 +5,8 @@
     source_label(source, title, date), short_title(title), direct_line(direct)
     by_source(quotes), listed(names), articles(count)
 
-The answerer words `Answer.text` with these; the terminal (`bot.render`) and Telegram
-(`bot.telegram_format`) renderers lay out the same pieces with their own markup, so an article
+The answerer words `Answer.text` with these; the terminal (`bot.cli.render`) and Telegram
+(`bot.telegram.formatting`) renderers lay out the same pieces with their own markup, so an article
 is labelled and a direct answer is counted alike everywhere.
 """
 
@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from bot.types import DirectAnswer, Quote
+from bot.answering.types import DirectAnswer, Quote
 
 TITLE_CHARS = 70  # a headline is cut to this in labels ("…" included)
 LISTED = 3  # names `listed` shows before "and 2 more"

@@ -30,8 +30,8 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from html import escape
 
-from bot.types import Answer, IndexStats, Passage, Quote
-from bot.wording import by_source, direct_line, short_title
+from bot.answering.types import Answer, IndexStats, Passage, Quote
+from bot.answering.wording import by_source, direct_line, short_title
 from index.articles import Article
 from index.chunking import split_sentences
 
@@ -73,7 +73,7 @@ NO_PASSAGES = "No passages were retrieved for: {question}"
 TOO_OLD = "This answer is too old to show its sources again. Please ask the question again."
 BUTTON_BROKEN = "This button no longer works. Please ask the question again."
 ARTICLE_GONE = "That article is no longer in the collection. Please ask again."
-ARTICLE_MESSAGES = 3  # a longer article is sent as a .txt document (see `bot.telegram`)
+ARTICLE_MESSAGES = 3  # a longer article is sent as a .txt document (see `bot.telegram.app`)
 CAPTION_LIMIT = 1024
 
 
@@ -196,7 +196,7 @@ def _cut(text: str, chars: int) -> str:
 def render_article(article: Article, limit: int = MESSAGE_LIMIT) -> list[str]:
     """An article's body as HTML messages, each headed by its label (and "i/n" when split);
     paragraphs are cut like quotes, at sentences, and never inside a tag. Megabytes take a
-    second or more: `bot.telegram` calls this in a worker thread."""
+    second or more: `bot.telegram.app` calls this in a worker thread."""
     header = source_html(article)
     lines = [line.strip() for line in article.body.splitlines() if line.strip()]
     digits = 2

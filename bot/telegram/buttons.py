@@ -6,7 +6,7 @@ must still mean something, and data anyone can forge must never open a path. So 
 nothing that only this process knows, and no file:
 
     s:<key>[:<question>]   "Sources": <key> (8 random characters) finds the answer among the
-                           chat's last few (`bot.telegram`); when it is gone, the passages are
+                           chat's last few (`bot.telegram.app`); when it is gone, the passages are
                            retrieved again for <question>, the standalone question, carried
                            whole when it fits in the 64 bytes (or, in groups, for the question
                            the answer replies to); failing both, the button says politely that
@@ -32,8 +32,8 @@ from pathlib import Path
 
 from telegram import InlineKeyboardButton, InlineKeyboardMarkup
 
-from bot.types import Answer
-from bot.wording import short_title
+from bot.answering.types import Answer
+from bot.answering.wording import short_title
 from index.articles import Article, ArticleFileError, load_article, scan_corpus, source_name
 from index.errors import NewsbotError
 

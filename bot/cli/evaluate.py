@@ -43,7 +43,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
 
-from bot.terminal_text import decoded, json_text, one_line, printable
+from bot.cli.terminal_text import decoded, json_text, one_line, printable
 from index.articles import ArticleTexts
 from index.errors import NewsbotError
 
@@ -287,7 +287,7 @@ def run_eval(
 
 
 def _answer_all(settings, entries: list[QuestionLine], sink: IO[str] | None, name: str):
-    from bot.answer import QuestionError, make_answerer
+    from bot.answering.answer import QuestionError, make_answerer
 
     answerer = make_answerer(settings)
     answerer.warm_up()

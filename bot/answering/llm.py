@@ -7,14 +7,14 @@
    last few questions of the conversation (on an unusable reply, the extractive answerer's
    own standalone question is used).
 2. Write: the top passages -- retrieval's chunks as the llama-index nodes a llama-index
-   application gets from `bot.llamaindex`, in retrieval's order (reordering chunks by the
+   application gets from `llamaindex`, in retrieval's order (reordering chunks by the
    cross-encoder measured worse) -- each re-read from its file (`index.articles.ArticleTexts`)
    and numbered [n] with its source, go to the LLM, which must cite [n] after each claim or
    reply exactly `REFUSAL`.
 3. Check the citations: citations of passages that were not given are removed, and so is every
    line that cites nothing (it would be a claim without a source), and any list of sources the
    model wrote itself.
-4. Check the claims (`bot.support`): the passages were written by others, and one may tell the
+4. Check the claims (`support`): the passages were written by others, and one may tell the
    model what to say. Each sentence is checked against the passages it cites (clause by
    clause when it cites more than once; a sentence without a citation against the next one's
    in its line, or the one before): the cross-encoder must read it in them, and its names and
@@ -45,14 +45,14 @@ from urllib.parse import urlsplit
 from llama_index.core.llms import ChatMessage
 from llama_index.core.schema import NodeWithScore, TextNode
 
-from bot.llamaindex import passage_node
-from bot.read import cut_marks
-from bot.rerank import SharedReranker
-from bot.retrieve import Hit
+from bot.answering.llamaindex import passage_node
+from bot.answering.read import cut_marks
+from bot.answering.rerank import SharedReranker
+from bot.answering.retrieve import Hit
+from bot.answering.support import Evidence, SupportCheck
+from bot.answering.types import Answer, Quote
+from bot.answering.wording import short_title
 from bot.settings import BotSettings
-from bot.support import Evidence, SupportCheck
-from bot.types import Answer, Quote
-from bot.wording import short_title
 from index.articles import ArticleTexts
 from index.chunking import split_sentences
 from index.errors import NewsbotError, SettingsError
@@ -248,7 +248,7 @@ def _condense(llm, extractive: Answer, history: Sequence[Answer], settings: BotS
 @dataclasses.dataclass(frozen=True)
 class Numbered:
     """Passage [number] of the prompt: a retrieved chunk as llama-index's node of it
-    (`bot.llamaindex.passage_node`), plus the number it is cited by -- nothing else."""
+    (`llamaindex.passage_node`), plus the number it is cited by -- nothing else."""
 
     number: int
     node: TextNode
@@ -460,7 +460,7 @@ def _evidence_quotes(
     passage: Numbered, evidence: list[tuple[int, Evidence]], texts: ArticleTexts
 ) -> list[Quote]:
     """What passage [n] is quoted by: the units of it that supported a sentence citing it (each
-    no longer than a quote, `bot.support`), in the order of the passage, verbatim at their
+    no longer than a quote, `support`), in the order of the passage, verbatim at their
     offsets in its file (`texts`, which checked the passage)."""
     units = {(e.start, e.end): e for number, e in evidence if number == passage.number}
     base = passage.quote

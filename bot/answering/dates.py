@@ -9,7 +9,7 @@ week" / "past week" (7 days), "last week" (14), "this month" / "past month" (30)
 "in recent days" (30: vague words get a loose window). Days are integers YYYYMMDD, as stored in
 the index.
 
-The two kinds constrain differently (`bot.read`): a relative period is about *when the news
+The two kinds constrain differently (`read`): a relative period is about *when the news
 happened*, so an article published before it cannot report it ("What NFL star announced his
 retirement on Tuesday?" is not answered by February's retirement). An absolute date may just
 name the event a question is about ("the insurrection on January 6, 2021"), so an article from

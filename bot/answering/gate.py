@@ -3,7 +3,7 @@
     Gate(policy, bm25, model_id, margin).closed(asked, turn, top, query_words, speaker, lexical)
         -> Closed | None
 
-Cheap signals, calibrated on the dev sets (`bot.policy`; README "Answer quality"), in order:
+Cheap signals, calibrated on the dev sets (`policy`; README "Answer quality"), in order:
 
 1. A name of the question that no indexed article has a word of ("Zorblax"): refused, and the
    refusal names it (`Closed.name`).
@@ -22,10 +22,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from bot.followup import Turn
-from bot.policy import Policy
-from bot.question import Question
-from bot.retrieve import Hit
+from bot.answering.followup import Turn
+from bot.answering.policy import Policy
+from bot.answering.question import Question
+from bot.answering.retrieve import Hit
 from index.lexical import BM25Index, words
 
 

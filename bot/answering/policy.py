@@ -3,12 +3,12 @@
     POLICY = Policy()   what `Answerer` uses unless given another
 
 Calibrated on the dev sets of the evaluation kit (rtqa, polnear, nearmiss, off-corpus) with
-`newsbot eval`; README "Answer quality" has the figures. The gate's thresholds (`bot.gate`)
-decide whether retrieval found evidence enough to read at all; the reading stage's (`bot.read`)
+`newsbot eval`; README "Answer quality" has the figures. The gate's thresholds (`gate`)
+decide whether retrieval found evidence enough to read at all; the reading stage's (`read`)
 whether what it read answers. `NEWSBOT_MIN_RELEVANCE` (settings) moves the gate's three bars
 together, for an embedding model or a corpus they were not set on.
 
-The LLM's support check has its own bars (`bot.support.Policy`): they judge an LLM's sentence
+The LLM's support check has its own bars (`support.Policy`): they judge an LLM's sentence
 against a passage, not a question against the articles.
 """
 
@@ -19,7 +19,7 @@ from dataclasses import dataclass
 
 @dataclass(frozen=True)
 class Policy:
-    # -- the evidence gate (`bot.gate`) ------------------------------------------------------
+    # -- the evidence gate (`gate`) ------------------------------------------------------
     min_coverage: float = 0.4  # share of the question's idf weight the best chunk must contain
     max_unknown: float = 0.4  # share of that weight in words no indexed chunk has
     # A word's absence says something only about a vocabulary of some size: in a corpus of two
@@ -29,7 +29,7 @@ class Policy:
     # here rely on the lexical signals alone.
     min_similarity: tuple[tuple[str, float], ...] = (("all-MiniLM-L6-v2 (bundled)", 0.2),)
 
-    # -- the reading stage (`bot.read`) ------------------------------------------------------
+    # -- the reading stage (`read`) ------------------------------------------------------
     passages: int = 8  # chunks whose sentences are candidates
     rerank: int = 14  # sentences the cross-encoder reads (swept 12, 14, 16)
     max_quote_chars: int = 600  # a quote's length at most, with its ellipses (`pieces`)

@@ -6,7 +6,7 @@ An LLM can cite a real passage for a claim the passage never makes -- an article
 told it what to say ("Ignore previous instructions and say ..."). So a claim is kept only when
 the passages it cites support it, judged three ways:
 
-1. Reading: the cross-encoder (`bot.rerank`) reads the claim with each unit of the passage -- a
+1. Reading: the cross-encoder (`rerank`) reads the claim with each unit of the passage -- a
    sentence, or two neighbouring sentences (a claim may join them) -- and the best unit must
    reach `Policy.logit`. Word overlap alone cannot tell "Iran denied the attack" from "Iran
    carried out the attack"; the cross-encoder at least reads the words in order.
@@ -21,7 +21,7 @@ must answer that ..." -- is an instruction, not a statement, so it is never evid
 is made of cheese [1]" citing it is unsupported. (Words an article attributes to someone --
 "X said the moon is made of cheese" -- do count: an answer may drop the attribution.)
 
-Units are sentences, pieces of sentences longer than a quote (`bot.read.pieces`: the
+Units are sentences, pieces of sentences longer than a quote (`read.pieces`: the
 cross-encoder reads only about 100 words), and pairs of neighbouring ones that fit in a quote;
 the unit that supports a claim is what the answer quotes for it. The `units` sharing most words
 with the claim are read (~11 ms each).
@@ -55,9 +55,9 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from bot import nlp
-from bot.policy import POLICY as ANSWERING
-from bot.read import Piece, edge_room, pieces
+from bot.answering import nlp
+from bot.answering.policy import POLICY as ANSWERING
+from bot.answering.read import Piece, edge_room, pieces
 from index.chunking import split_sentences
 from index.lexical import words
 

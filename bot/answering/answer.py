@@ -4,27 +4,27 @@
 
 A list of steps, each a unit of its own with its own tests:
 
-1. Condense (`bot.followup`): a follow-up ("and what did he say about drones?") borrows the
+1. Condense (`followup`): a follow-up ("and what did he say about drones?") borrows the
    speaker or topic of the conversation so far, giving a standalone question.
-2. Understand (`bot.question`): the kind of answer asked for and its constraints, from spaCy's
+2. Understand (`question`): the kind of answer asked for and its constraints, from spaCy's
    parse -- a person, a number, a date ...; "this week"; the names the question gives.
-3. Retrieve (`bot.retrieve`): hybrid vectors + BM25, preferring articles of a period the
+3. Retrieve (`retrieve`): hybrid vectors + BM25, preferring articles of a period the
    question names (`retrieval_request`).
-4. Gate (`bot.gate`): when the question's words are unknown to the corpus, or no retrieved
+4. Gate (`gate`): when the question's words are unknown to the corpus, or no retrieved
    chunk holds enough of them, or a "what did X say" names an X no chunk names, refuse at once.
-5. Read (`bot.read`): cut the top chunks into sentences, rank them by whether they *answer*
-   (the cross-encoder, `bot.rerank`), rule out articles from outside the asked period, and
-   decide: quotes and a direct answer (`bot.findings`), or a refusal that says what the
+5. Read (`read`): cut the top chunks into sentences, rank them by whether they *answer*
+   (the cross-encoder, `rerank`), rule out articles from outside the asked period, and
+   decide: quotes and a direct answer (`findings`), or a refusal that says what the
    articles do cover and what none of them says.
-6. Check (`bot.grounding`): every quote and answer phrase is re-read from its file and must be
+6. Check (`grounding`): every quote and answer phrase is re-read from its file and must be
    the exact text at its offsets, or it is dropped; when files are gone, the answer says so in
    one line instead of refusing.
-7. Refuse or answer: the `Answer`, worded by `bot.wording`.
+7. Refuse or answer: the `Answer`, worded by `wording`.
 
-Every threshold of steps 4 and 5 is in one object, `bot.policy.Policy`, with its calibration.
+Every threshold of steps 4 and 5 is in one object, `policy.Policy`, with its calibration.
 
-With an LLM configured (`bot.llm`), the LLM writes the answer from numbered passages instead,
-and every sentence of it is checked against the passages it cites (`bot.support`); if it
+With an LLM configured (`llm`), the LLM writes the answer from numbered passages instead,
+and every sentence of it is checked against the passages it cites (`support`); if it
 fails, the extractive answer above is returned with a one-line notice.
 """
 
@@ -37,19 +37,19 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from bot.dates import DayRange, recent_days
-from bot.findings import refusal_topic
-from bot.followup import Turn, condense
-from bot.gate import Closed, Gate
-from bot.grounding import Grounding, missing_folder
-from bot.policy import POLICY, Policy
-from bot.question import Question, analyze
-from bot.read import Reader, Reading, candidates, idf_weights, score_lexically
-from bot.retrieve import Hit, HybridRetriever
+from bot.answering.dates import DayRange, recent_days
+from bot.answering.findings import refusal_topic
+from bot.answering.followup import Turn, condense
+from bot.answering.gate import Closed, Gate
+from bot.answering.grounding import Grounding, missing_folder
+from bot.answering.policy import POLICY, Policy
+from bot.answering.question import Question, analyze
+from bot.answering.read import Reader, Reading, candidates, idf_weights, score_lexically
+from bot.answering.retrieve import Hit, HybridRetriever
+from bot.answering.speakers import speaker_words
+from bot.answering.types import Answer, DirectAnswer, IndexStats, Quote
+from bot.answering.wording import articles, format_answer, refusal_text
 from bot.settings import BotSettings
-from bot.speakers import speaker_words
-from bot.types import Answer, DirectAnswer, IndexStats, Quote
-from bot.wording import articles, format_answer, refusal_text
 from index.errors import NewsbotError
 from index.lexical import stem, words
 from index.store import ChunkStore
@@ -109,14 +109,14 @@ class Answerer:
         retriever=None,
         policy: Policy = POLICY,
     ):
-        """`retriever` is anything with HybridRetriever's interface (`bot.prefetch` gives one
+        """`retriever` is anything with HybridRetriever's interface (`bot.cli.prefetch` gives one
         that retrieved in another process); by default the index of `settings` is opened."""
         self.settings = settings
         self.policy = policy
         self.retriever = retriever or HybridRetriever.open(settings, embedder, store)
         self.llm = llm
         if reranker is None and settings.rerank:
-            from bot.rerank import SharedReranker
+            from bot.answering.rerank import SharedReranker
 
             reranker = SharedReranker()
         self.reader = Reader(policy, reranker, settings.max_quotes)
@@ -145,7 +145,7 @@ class Answerer:
     def load_models(self) -> None:
         """Load the query embedder, spaCy and the reranker (seconds; Chroma is not touched,
         so this may run in a thread while the front end starts)."""
-        from bot import nlp
+        from bot.answering import nlp
 
         self.embedder.embed_query("warm up")
         nlp.load()
@@ -181,8 +181,8 @@ class Answerer:
             "read": round(time.perf_counter() - retrieved_at, 4),
         }
         if self.llm is not None and not answer.refused:
-            from bot.llm import answer_with_llm
-            from bot.support import SupportCheck
+            from bot.answering.llm import answer_with_llm
+            from bot.answering.support import SupportCheck
 
             checker = SupportCheck(self.reader.reranker)
             answer = answer_with_llm(self.llm, answer, hits, history, self.settings, checker)
@@ -247,7 +247,7 @@ class Answerer:
         return gate.closed(asked, turn, top, asks.query_words, asks.speaker, lexical)
 
     def _read(self, asked: Question, turn: Turn, top: list[Hit], asks: Asks) -> Reading:
-        """Step 5: the top chunks' sentences, scored by their words, read by `bot.read`."""
+        """Step 5: the top chunks' sentences, scored by their words, read by `read`."""
         policy = self.policy
         sentences = candidates(top, policy.max_quote_chars)
         leave_out = asks.speaker | asks.when
@@ -308,7 +308,7 @@ class Answerer:
 def make_answerer(settings: BotSettings, retriever=None) -> Answerer:
     llm = None
     if settings.llm != "none":
-        from bot.llm import make_llm
+        from bot.answering.llm import make_llm
 
         llm = make_llm(settings)
     return Answerer(settings, llm=llm, retriever=retriever)

@@ -19,11 +19,11 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-from bot.findings import Finding
-from bot.read import Sentence, cut_marks
-from bot.retrieve import Hit
-from bot.types import DirectAnswer, Quote
-from bot.wording import listed
+from bot.answering.findings import Finding
+from bot.answering.read import Sentence, cut_marks
+from bot.answering.retrieve import Hit
+from bot.answering.types import DirectAnswer, Quote
+from bot.answering.wording import listed
 from index.articles import ArticleTexts
 
 log = logging.getLogger(__name__)

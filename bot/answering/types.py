@@ -2,17 +2,18 @@
 ends show.
 
 Both front ends receive an `Answer` from `Answerer.answer(question, history)` and render it
-their own way (`bot.render` for terminals, `bot.telegram_format` for Telegram HTML, both with
-the labels and counts of `bot.wording`), branching on its `kind`:
+their own way (`bot.cli.render` for terminals, `bot.telegram.formatting` for Telegram HTML,
+both with
+the labels and counts of `wording`), branching on its `kind`:
 
 - `quotes`: sentences quoted from the articles ("what did X say about Y", "why ...");
 - `direct`: the same, led by the answer itself -- a short phrase cut from one of the quotes --
   and how many articles give it (`direct`; more than one entry when the articles disagree);
-- `llm`: an LLM's cited prose, every sentence checked against what it cites (`bot.support`),
+- `llm`: an LLM's cited prose, every sentence checked against what it cites (`support`),
   with the sentences of the passages that support it as `quotes`;
 - `refusal`: no answer; `text` says why, plainly, and `passages` still holds what was read.
 
-Every quote is at most `bot.policy.Policy.max_quote_chars` long as shown (`Quote.shown`, which
+Every quote is at most `policy.Policy.max_quote_chars` long as shown (`Quote.shown`, which
 marks a cut with "…"); its `text` is always verbatim at its offsets.
 
 `history` is the list of earlier `Answer`s of the conversation, oldest first; each remembers
@@ -48,7 +49,7 @@ class Quote:
 
 @dataclass(frozen=True)
 class Passage(Quote):
-    """A retrieved chunk as an answer keeps it (`bot.retrieve.Hit.passage`: same fields as a
+    """A retrieved chunk as an answer keeps it (`retrieve.Hit.passage`: same fields as a
     quote, plus its retrieval score): what `/sources` shows behind an answer."""
 
     score: float = 0.0

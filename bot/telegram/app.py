@@ -4,8 +4,8 @@
 
 The services live in `application.bot_data` from start-up (the answerer, the settings, the
 user lists) and the handlers fetch them, as the python-telegram-bot maintainers' own rules-bot
-does; every message text comes from `bot.telegram_format` and every button from
-`bot.telegram_buttons`, so the handlers stay a few lines. The settings come checked from
+does; every message text comes from `bot.telegram.formatting` and every button from
+`bot.telegram.buttons`, so the handlers stay a few lines. The settings come checked from
 `bot.settings` (URLs, the webhook secret, the user lists as `UserList`s); only the token,
 required by this front end alone, is checked here (`bot_token`), before the model loads.
 
@@ -22,7 +22,7 @@ required by this front end alone, is checked here (`bot_token`), before the mode
   `fmt.ARTICLE_MESSAGES` messages, else one `.txt` document). Their callback data outlives
   the process, so after a restart Sources retrieves the passages again for the question the
   button carries (or the answer replies to) and otherwise says the answer is too old and takes
-  the button away (editMessageReplyMarkup); `bot.telegram_buttons` draws the format. Every
+  the button away (editMessageReplyMarkup); `bot.telegram.buttons` draws the format. Every
   press is answered (answerCallbackQuery), a forged or garbled one politely.
 - Inline mode (`@bot question` in any chat, once BotFather's /setinline is on): the answer as
   one InlineQueryResultArticle to send. Queries shorter than `INLINE_MIN_CHARS` get no
@@ -103,11 +103,11 @@ from telegram.ext import (
     filters,
 )
 
-from bot import telegram_buttons as buttons
-from bot import telegram_format as fmt
-from bot.answer import Answerer, QuestionError
+from bot.answering.answer import Answerer, QuestionError
+from bot.answering.types import Answer
 from bot.settings import BotSettings
-from bot.types import Answer
+from bot.telegram import buttons
+from bot.telegram import formatting as fmt
 from index.articles import Article
 from index.errors import IndexBusyError, NewsbotError, SettingsError
 
@@ -291,7 +291,7 @@ def chat_lock(context: ContextTypes.DEFAULT_TYPE) -> asyncio.Lock:
 
 def run_telegram(settings: BotSettings) -> int:
     """Run until interrupted: long polling, or a webhook server when TELEGRAM_WEBHOOK_URL is set."""
-    from bot.answer import make_answerer
+    from bot.answering.answer import make_answerer
 
     bot_token(settings)  # required here alone; every other value was checked when read
     answerer = make_answerer(settings)
@@ -578,7 +578,7 @@ async def typing(message: Message):
 
 # -- buttons -------------------------------------------------------------------------------
 async def on_button(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
-    """A button under an answer (`bot.telegram_buttons`). Every press is answered, a forged or
+    """A button under an answer (`bot.telegram.buttons`). Every press is answered, a forged or
     garbled one with a polite line."""
     query = update.callback_query
     button = buttons.parse(query.data)

@@ -16,7 +16,7 @@ Answerer uses to resolve follow-ups) and the commands. The terminal side stays h
 
 Input is read with bad UTF-8 replaced (U+FFFD): one bad line is one odd question, not the end
 of a piped session. Lines lose their terminal controls before they are asked, and every reply
-is printable (`bot.render` and `bot.terminal_text`): a question or an article cannot drive the
+is printable (`render` and `terminal_text`): a question or an article cannot drive the
 terminal.
 
 Start-up is kept short: the models (the query embedder, spaCy and the reranker: a few seconds)
@@ -39,11 +39,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TextIO
 
-from bot.answer import QuestionError, make_answerer
-from bot.render import render_passages, render_text, use_color
+from bot.answering.answer import QuestionError, make_answerer
+from bot.answering.types import Answer, IndexStats
+from bot.cli.render import render_passages, render_text, use_color
+from bot.cli.terminal_text import decoded, one_line, printable
 from bot.settings import BotSettings
-from bot.terminal_text import decoded, one_line, printable
-from bot.types import Answer, IndexStats
 from index.errors import IndexBusyError, NewsbotError
 
 HISTORY_FILE = "chat_history"
@@ -205,7 +205,7 @@ def _update_index(
     settings: BotSettings, info: TextIO, interactive: bool
 ) -> tuple[bool | None, str]:
     """Bring the index in line with the corpus; (whether it is now current, what changed)."""
-    from bot.progress import progress_bar
+    from bot.cli.progress import progress_bar
     from index.build import build_index
 
     try:

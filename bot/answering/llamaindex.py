@@ -17,7 +17,7 @@ A node is one chunk: its id is the chunk's id in Chroma, its text the chunk's ex
 the decoded article, `metadata` its `source` (the file, relative to the corpus folder; also the
 node's `ref_doc_id`) and the article's `title` and `date` when it has them. The retriever's
 score is newsbot's fused score; the reranker's, the cross-encoder's logit (the retrieval score
-is kept in `metadata["retrieval_score"]`). `bot.llm` numbers these same nodes for its prompt,
+is kept in `metadata["retrieval_score"]`). `llm` numbers these same nodes for its prompt,
 so there is one conversion of a retrieved chunk into LLM context.
 
 Why these and not llama-index's own pieces (BENCHMARKS.md, the `eval` dev questions):
@@ -25,21 +25,21 @@ Why these and not llama-index's own pieces (BENCHMARKS.md, the `eval` dev questi
   model) put the expected article first for 0.271 of the questions and BM25 alone for 0.890;
   newsbot's chunks (sentence-packed to the model's 256-wordpiece window, where the starter's
   1024-token chunks are cut before embedding) and its fusion of vectors with BM25 scored by the
-  union of both candidate lists (`bot.retrieve`), reached 0.962. It also keeps BM25 in step
+  union of both candidate lists (`retrieve`), reached 0.962. It also keeps BM25 in step
   with an index another process is changing, and prefers articles of a period the question
-  names ("on 9 November 2022", "this week": `bot.dates`), or else of the last weeks.
+  names ("on 9 November 2022", "this week": `dates`), or else of the last weeks.
 - Reranking: `SentenceTransformerRerank` needs torch and downloads its model on first use;
-  this one is the int8 ONNX file installed with newsbot (`bot.rerank`, ~11-17 ms a pair on two
+  this one is the int8 ONNX file installed with newsbot (`rerank`, ~11-17 ms a pair on two
   cores, no torch in the process). It reads the question with as much of a node as fits in
   128 wordpieces -- about the first half of a full chunk. newsbot's own answerer does not
   reorder chunks by it: ordering articles by the cross-encoder's score of their chunk put the
   expected article first for 0.79 of rtqa against 0.89 for retrieval's order, so the reading
-  stage reranks *sentences* instead (`bot.read`), and `bot.llm` gives the LLM the passages in
+  stage reranks *sentences* instead (`read`), and `llm` gives the LLM the passages in
   retrieval's order. The reranker is for applications that want fewer, answering nodes in a
   prompt.
 
 Only this module imports llama-index's retrieval classes; nothing `newsbot ask` runs without
-an LLM imports it (with one, `bot.llm` does, after llama-index's core is loaded anyway).
+an LLM imports it (with one, `llm` does, after llama-index's core is loaded anyway).
 """
 
 from __future__ import annotations
@@ -60,12 +60,12 @@ from llama_index.core.schema import (
     TextNode,
 )
 
-from bot.dates import question_days, recent_days
-from bot.retrieve import Hit, HybridRetriever
+from bot.answering.dates import question_days, recent_days
+from bot.answering.retrieve import Hit, HybridRetriever
 from bot.settings import BotSettings
 from index.settings import load_settings
 
-RERANK_TOP_N = 6  # as many passages as `bot.llm` writes an answer from
+RERANK_TOP_N = 6  # as many passages as `llm` writes an answer from
 # Offsets and scores mean nothing to a model reading (or embedding) the passage.
 NOT_FOR_MODELS = ("start", "end", "retrieval_score")
 
@@ -90,7 +90,7 @@ def passage_node(hit: Hit) -> NodeWithScore:
 
 
 class NewsbotRetriever(BaseRetriever):
-    """newsbot's hybrid retrieval (`bot.retrieve`) over an index `newsbot index` built: the
+    """newsbot's hybrid retrieval (`retrieve`) over an index `newsbot index` built: the
     `similarity_top_k` best chunks by fused score, preferring articles of a date or period the
     question names (else of the last 30 days), and following the index as it is updated.
 
@@ -160,7 +160,7 @@ class NewsbotReranker(BaseNodePostprocessor):
         shared cross-encoder, loaded on first use."""
         super().__init__(top_n=top_n, **kwargs)
         if scorer is None:
-            from bot.rerank import SharedReranker
+            from bot.answering.rerank import SharedReranker
 
             scorer = SharedReranker()
         self._scorer = scorer

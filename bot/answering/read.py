@@ -2,7 +2,7 @@
 
     Reader(policy, reranker).read(question, sentences, topic, speaker) -> Reading
 
-Retrieval (`bot.retrieve`) finds chunks *about* the question; this stage decides whether they
+Retrieval (`retrieve`) finds chunks *about* the question; this stage decides whether they
 *answer* it, and with what.
 
 1. Sentences (`candidates`): the top chunks cut into sentences; a sentence that opens a
@@ -12,11 +12,11 @@ Retrieval (`bot.retrieve`) finds chunks *about* the question; this stage decides
    boundaries into pieces that fit with their ellipses (`pieces`), each verbatim; they
    overlap by half, because the cross-encoder reads only the first ~100 words of each.
 2. Lexical score (`score_lexically`): how much of the question's idf weight a sentence holds,
-   whether the asked-about speaker is the one speaking (`bot.speakers`), and the retrieval
+   whether the asked-about speaker is the one speaking (`speakers`), and the retrieval
    score of its chunk. Cheap, so every candidate gets it.
 3. Eligibility: a question about a relative period ("this week", "on Tuesday") is answered
    only from articles published in it; undated articles are not ruled out.
-4. Relevance: the cross-encoder (`bot.rerank`) reads the question with each of the `rerank`
+4. Relevance: the cross-encoder (`rerank`) reads the question with each of the `rerank`
    sentences that score best lexically (for 96% of the dev questions a sentence that holds the
    answer is among the 14; each pair costs ~11 ms). A question with a preamble
    ("Afghanistan was rocked by an earthquake. What was its magnitude?") scores as the mean of
@@ -27,14 +27,14 @@ Retrieval (`bot.retrieve`) finds chunks *about* the question; this stage decides
    calibrating: 0.92 either way), for free. For
    them the parse checks who speaks instead: sentences naming X where only someone else speaks
    are set aside, and when that is every sentence naming X, the articles never give X's words.
-5. Decide (`bot.policy.Policy`: every threshold, calibrated on the dev sets, README "Answer
+5. Decide (`policy.Policy`: every threshold, calibrated on the dev sets, README "Answer
    quality"):
    - no eligible sentence -> near miss ("none published since 2022-07-21 says ...");
    - the best eligible sentence's relevance below `answer_logit` -> nothing answers;
    - a typed question (who, which country, how many, when ...) whose best eligible sentences
      hold no entity of its kind that the question does not already name -> near miss ("none
      says which airline ..."); a "who is X" whose sentences give X no title, likewise;
-   - otherwise: the quotes, and for factual questions the answer phrase (`bot.findings`).
+   - otherwise: the quotes, and for factual questions the answer phrase (`findings`).
 
 Without the reranker (`NEWSBOT_RERANK=off`) steps 4-5 fall back to the lexical score and its
 coverage threshold, as before the reading stage existed.
@@ -46,11 +46,11 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from bot import findings, nlp
-from bot.policy import Policy
-from bot.question import Question
-from bot.retrieve import Hit
-from bot.speakers import MENTIONED, NAMED, regex_speaker_score, someone_else_speaks
+from bot.answering import findings, nlp
+from bot.answering.policy import Policy
+from bot.answering.question import Question
+from bot.answering.retrieve import Hit
+from bot.answering.speakers import MENTIONED, NAMED, regex_speaker_score, someone_else_speaks
 from index.articles import DATE_PREFIX
 from index.chunking import split_sentences
 from index.lexical import words
@@ -161,7 +161,7 @@ def pieces(text: str, start: int, end: int, max_chars: int, overlap: bool = True
     full stop"). Each piece is verbatim `text[piece.start:piece.end]`.
 
     With `overlap`, each piece starts halfway into the one before: the cross-encoder reads only
-    a piece's first ~100 words (`bot.rerank.MAX_TOKENS`), so every word is then near the start
+    a piece's first ~100 words (`rerank.MAX_TOKENS`), so every word is then near the start
     of some piece, where it is read."""
     found: list[Piece] = []
     at = start

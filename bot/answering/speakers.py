@@ -24,7 +24,7 @@ As good where it counts (the top three are what an answer quotes) at a fortieth 
 the patterns rank the candidates. The parse has the better precision about *who* speaks -- it
 knows that "Mr Stoltenberg said ..., where he met Prime Minister Rishi Sunak" is not Sunak
 speaking, which the patterns score as his -- so it checks the few best sentences that name X
-(`bot.read`): one where the parse sees only someone else speaking is not quoted as X's words.
+(`read`): one where the parse sees only someone else speaking is not quoted as X's words.
 """
 
 from __future__ import annotations
@@ -145,7 +145,7 @@ def speaker_words(speaker: str | None) -> set[str]:
 
 
 def regex_speaker_score(sentence, sentences, speaker: set[str]) -> float:
-    """The score above for `sentence` (a `bot.read.Sentence`), from patterns over its words;
+    """The score above for `sentence` (a `read.Sentence`), from patterns over its words;
     `sentences` are the other candidates, to look for X named earlier in the same chunk."""
     text = sentence.text
     named = bool(speaker & set(words(text)))

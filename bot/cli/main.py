@@ -7,13 +7,13 @@ traceback only with NEWSBOT_DEBUG=1); Ctrl-C says what was interrupted and what 
 it, with status 130. A reader that goes away (`newsbot index | head -1`) ends the command
 quietly with status 141, as a pipe ends `yes`.
 
-Everything printed that came from a file, a user or an LLM goes through `bot.terminal_text`:
+Everything printed that came from a file, a user or an LLM goes through `terminal_text`:
 text without terminal controls, JSON with them escaped, log lines too (file names reach the
 log). A question given with bytes that are not UTF-8 is answered with U+FFFD in their place.
 
 The work lives elsewhere:
-`index.build` for indexing, `bot.answer` for answers, `bot.chat`, `bot.evaluate` and
-`bot.telegram` for the rest. Heavy imports happen inside the subcommand that needs them, so
+`index.build` for indexing, `bot.answering.answer` for answers, `chat`, `evaluate` and
+`bot.telegram.app` for the rest. Heavy imports happen inside the subcommand that needs them, so
 `newsbot --help` and a no-change `newsbot index` start fast.
 """
 
@@ -26,7 +26,7 @@ import os
 import sys
 from collections.abc import Sequence
 
-from bot.terminal_text import decoded, json_text, one_line, printable
+from bot.cli.terminal_text import decoded, json_text, one_line, printable
 from index.errors import NewsbotError
 
 log = logging.getLogger("newsbot")
@@ -160,7 +160,7 @@ def _settings():
 
 # -- index ---------------------------------------------------------------------------------
 def _run_index(args) -> int:
-    from bot.progress import progress_bar
+    from bot.cli.progress import progress_bar
     from index.build import build_index, watch_index
 
     settings = _settings()
@@ -216,18 +216,18 @@ def format_report(report, settings) -> str:
 def _run_ask(args) -> int:
     import datetime as dt
 
-    from bot.prefetch import prefetch
-    from bot.preload import preload_models
+    from bot.cli.prefetch import prefetch
+    from bot.cli.preload import preload_models
 
     settings = _settings()
     question, today = printable(decoded(args.question)), dt.date.today()
     # Retrieval starts in a forked child first (no thread may run yet), then the reading
-    # models load in a thread while this one imports the rest: see bot.prefetch.
+    # models load in a thread while this one imports the rest: see bot.cli.prefetch.
     retriever = prefetch(settings, question, today)
     loading = preload_models(settings)
     try:
-        from bot.answer import make_answerer
-        from bot.render import render_text, use_color
+        from bot.answering.answer import make_answerer
+        from bot.cli.render import render_text, use_color
 
         answerer = make_answerer(settings, retriever=retriever)
         answer = answerer.answer(question, [], asked_on=today)
@@ -251,7 +251,7 @@ def _run_ask(args) -> int:
 
 
 def _run_chat(args) -> int:
-    from bot.chat import run_chat
+    from bot.cli.chat import run_chat
 
     status = run_chat(_settings(), update=not args.no_update)
     # Leave without the interpreter's teardown: a model that was still loading in the
@@ -264,7 +264,7 @@ def _run_chat(args) -> int:
 
 
 def _run_eval(args) -> int:
-    from bot.evaluate import run_eval
+    from bot.cli.evaluate import run_eval
 
     return run_eval(
         _settings(),
@@ -277,7 +277,7 @@ def _run_eval(args) -> int:
 
 
 def _run_telegram(args) -> int:
-    from bot.telegram import run_telegram
+    from bot.telegram.app import run_telegram
 
     return run_telegram(_settings())
 
