@@ -567,6 +567,9 @@ def test_answerer_with_an_openai_like_llm(
         answerer = Answerer(settings, embedder=bundled_embedder, llm=make_llm(settings))
         answer = answerer.answer("What did Stoltenberg say about Kherson?")
         prompt = fake.user_prompts()[0]
+        passages_only = answerer.answer("What did Stoltenberg say about Kherson?", with_llm=False)
+        assert len(fake.chat_requests) == 1  # what a Sources button after a restart asks
+    assert passages_only.kind != "llm" and passages_only.passages == answer.passages
 
     result = json.loads(json.dumps(answer.to_dict()))  # what `newsbot ask --json` prints
     given = dict(re.findall(r"^\[(\d+)\] (\S+)", prompt, re.M))

@@ -153,8 +153,16 @@ class Answerer:
             self.reader.reranker.score("warm up", ["warm up"])
 
     def answer(
-        self, question: str, history: Sequence[Answer] = (), asked_on: dt.date | None = None
+        self,
+        question: str,
+        history: Sequence[Answer] = (),
+        asked_on: dt.date | None = None,
+        *,
+        with_llm: bool = True,
     ) -> Answer:
+        """The answer to `question`, following on `history`. `with_llm=False` skips the LLM
+        (when one is configured) for callers that want only the passages an answer reads,
+        such as a Sources button pressed after a restart: they are the same either way."""
         started = time.perf_counter()
         question = " ".join((question or "").split())
         if not WORDY.search(question):  # "", "???", or only invisible characters
@@ -180,7 +188,7 @@ class Answerer:
             "retrieve": round(retrieved_at - understood_at, 4),
             "read": round(time.perf_counter() - retrieved_at, 4),
         }
-        if self.llm is not None and not answer.refused:
+        if with_llm and self.llm is not None and not answer.refused:
             from bot.answering.llm import answer_with_llm
             from bot.answering.support import SupportCheck
 

@@ -531,10 +531,13 @@ async def answer_question(update: Update, context: ContextTypes.DEFAULT_TYPE, qu
     remember(context, message.chat_id, answer, key)
 
 
-async def compute(context: ContextTypes.DEFAULT_TYPE, question: str, history=()) -> Answer:
+async def compute(
+    context: ContextTypes.DEFAULT_TYPE, question: str, history=(), **options
+) -> Answer:
     """The answer, computed in a worker thread (messages, buttons and inline queries alike),
-    so that a slow one never holds up the bot."""
-    return await asyncio.to_thread(context.bot_data[ANSWERER].answer, question, list(history))
+    so that a slow one never holds up the bot. `options` go to `Answerer.answer`."""
+    answerer = context.bot_data[ANSWERER]
+    return await asyncio.to_thread(answerer.answer, question, list(history), **options)
 
 
 def remember(context: ContextTypes.DEFAULT_TYPE, chat_id: int, answer: Answer, key: str) -> None:
@@ -610,8 +613,8 @@ async def show_sources(
     async with chat_lock(context):
         if answer is None:  # after a restart, or long after: the same question, retrieved again
             try:
-                async with typing(message):
-                    answer = await compute(context, question)
+                async with typing(message):  # the passages only: no LLM call for them
+                    answer = await compute(context, question, with_llm=False)
             except QuestionError as exc:
                 await send_parts(message, [fmt.plain(str(exc))])
                 return
