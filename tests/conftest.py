@@ -11,17 +11,30 @@ subprocess (`run_newsbot`, `NEWSBOT`) is kept for what only a process shows: exi
 at exit, closed pipes, signals, a terminal, resource limits, and the cold `newsbot ask` that
 retrieves in a forked child (bot.cli.prefetch; `run_main` never forks, as chromadb is loaded).
 Those tests are marked `slow`; `make test-unit` leaves them out.
+
+What keeps the fast tier fast, without sharing any state between tests:
+- `tmp_path` lives in memory (/dev/shm) where there is one with 2 GB free: the index's SQLite
+  files and Chroma sync every write, and on a disk a small index took ~0.3 s to build instead
+  of ~0.05 s.
+- every httpx client (python-telegram-bot's two per Application, the LLM providers') loads the
+  CA bundle named by SSL_CERT_FILE: ~45 ms of CPU for certifi's ~150 certificates, so tests name
+  a bundle of one. Tests only speak plain HTTP to 127.0.0.1; no certificate is ever checked.
+- `built_index` builds an index of a given corpus once per session and gives each test its own
+  copy of that store, for tests whose subject is not the build itself.
 """
 
 from __future__ import annotations
 
+import hashlib
 import io
 import logging
 import os
+import re
 import shutil
 import socket
 import subprocess
 import sys
+import tempfile
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -34,18 +47,51 @@ NEWSBOT = Path(sys.executable).with_name("newsbot")
 ENV_PREFIXES = ("NEWSBOT_", "TELEGRAM_")
 
 
+MEMORY_DIR = Path("/dev/shm")
+MEMORY_DIR_NEEDS = 2 << 30  # the whole suite's folders at once, with room to spare
+
+
 def _without_our_vars(environ: dict[str, str]) -> dict[str, str]:
     return {k: v for k, v in environ.items() if not k.startswith(ENV_PREFIXES)}
 
 
+@pytest.hookimpl(tryfirst=True)
+def pytest_configure(config):
+    """Put `tmp_path` folders in memory unless --basetemp names a place; removed at the end.
+
+    Runs before pytest's own tmp_path plugin reads `basetemp`. Each session gets a new folder,
+    so sessions run side by side never share one."""
+    if config.option.basetemp or not os.access(MEMORY_DIR, os.W_OK):
+        return
+    if shutil.disk_usage(MEMORY_DIR).free < MEMORY_DIR_NEEDS:  # a container's 64 MB /dev/shm
+        return
+    base = tempfile.mkdtemp(prefix="newsbot-tests-", dir=MEMORY_DIR)
+    config.option.basetemp = base
+    config.add_cleanup(lambda: shutil.rmtree(base, ignore_errors=True))
+
+
+@pytest.fixture(scope="session")
+def _one_cert_bundle(tmp_path_factory) -> Path:
+    """A CA bundle of one certificate (the first of certifi's), cheap for httpx to load."""
+    import certifi
+
+    bundle = Path(certifi.where()).read_text(encoding="ascii")
+    first = re.search(r"-----BEGIN CERTIFICATE-----.*?-----END CERTIFICATE-----\n", bundle, re.S)
+    path = tmp_path_factory.mktemp("certs") / "one.pem"
+    path.write_text(first[0], encoding="ascii")
+    return path
+
+
 @pytest.fixture(autouse=True)
-def _clean_env(monkeypatch):
+def _clean_env(monkeypatch, _one_cert_bundle):
     """No test sees the developer's NEWSBOT_* / TELEGRAM_* variables, and nothing goes online."""
     for name in list(os.environ):
         if name.startswith(ENV_PREFIXES):
             monkeypatch.delenv(name)
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     monkeypatch.setenv("TOKENIZERS_PARALLELISM", "false")
+    monkeypatch.setenv("SSL_CERT_FILE", str(_one_cert_bundle))
+    monkeypatch.delenv("SSL_CERT_DIR", raising=False)
 
 
 @pytest.fixture
@@ -296,8 +342,10 @@ def run_main(tmp_path, monkeypatch, capsys) -> Callable[..., Ran]:
             finally:
                 root.handlers = handlers
                 root.setLevel(level)
+                # only the changed ones: each setLevel clears the cache of every logger
                 for logger, was in levels.items():
-                    logger.setLevel(was)
+                    if logger.level != was:
+                        logger.setLevel(was)
                 forget_shared_clients()
         out, err = capsys.readouterr()
         return Ran(tuple(args), status, out, err)
@@ -335,3 +383,50 @@ def read_chunks() -> Callable[..., dict[str, tuple[str, dict]]]:
         return records
 
     return read
+
+
+def _build_key(settings) -> str:
+    """What decides a build's result: the corpus files' names and bytes, and every index
+    setting but the two folders."""
+    from index.settings import IndexSettings
+
+    corpus = settings.corpus_dir
+    files = sorted(
+        (path.relative_to(corpus).as_posix(), hashlib.sha256(path.read_bytes()).hexdigest())
+        for path in corpus.rglob("*")
+        if path.is_file()
+    )
+    values = [(name, getattr(settings, name)) for name in sorted(IndexSettings.model_fields)]
+    return repr(([v for v in values if v[0] not in ("corpus_dir", "store_dir")], files))
+
+
+@pytest.fixture(scope="session")
+def _built_stores() -> dict[str, Path]:
+    return {}
+
+
+@pytest.fixture
+def built_index(_built_stores, tmp_path_factory) -> Callable[..., Path]:
+    """built_index(settings) -> settings.store_dir, holding the index of settings.corpus_dir.
+
+    For tests whose subject is not the build (tests/test_build.py builds for real). The first
+    test to ask for a corpus builds it with `build_index` and the result is kept aside; later
+    ones get a copy of that store in their own folder, as a build of the same bytes with the
+    same settings would leave it (a store holds no absolute path), so what one test writes no
+    other sees. The folder must be missing or empty."""
+    from index.build import build_index
+
+    def build(settings) -> Path:
+        store = settings.store_dir
+        assert not store.exists() or not any(store.iterdir()), f"{store} is not empty"
+        key = _build_key(settings)
+        if key in _built_stores:
+            shutil.copytree(_built_stores[key], store, dirs_exist_ok=True)
+        else:
+            build_index(settings)
+            kept = tmp_path_factory.mktemp("built") / "store"
+            shutil.copytree(store, kept)
+            _built_stores[key] = kept
+        return store
+
+    return build

@@ -50,9 +50,9 @@ def news(tmp_path, write_article):
 
 
 @pytest.fixture
-def answerer(make_settings, news):
+def answerer(make_settings, news, built_index):
     settings = make_settings(BotSettings, corpus_dir=news)
-    build_index(settings)
+    built_index(settings)
     return Answerer(settings)
 
 
@@ -125,9 +125,9 @@ def test_a_fact_is_answered_first_and_checked_like_a_quote(answerer, news):
     assert answer.text.startswith("Bob Jones — 1 article\n\ntariffs.txt")
 
 
-def test_without_the_reranker_answers_come_from_shared_words(make_settings, news):
+def test_without_the_reranker_answers_come_from_shared_words(make_settings, news, built_index):
     settings = make_settings(BotSettings, corpus_dir=news, rerank=False)
-    build_index(settings)
+    built_index(settings)
     answerer = Answerer(settings)
     assert answerer.reader.reranker is None
     answer = answerer.answer("What did Smith say about tariffs?")

@@ -28,9 +28,9 @@ GOOD = {
 
 
 @pytest.fixture
-def indexed(corpus, workdir, cli_env, run_main):
+def indexed(corpus, workdir, cli_env, make_settings, built_index):
     env = cli_env(corpus_dir=corpus, store_dir=workdir / "store", embed_model="hashing")
-    assert run_main("index", env=env).returncode == 0
+    built_index(make_settings())  # the same corpus, folder and model
     return env
 
 

@@ -13,16 +13,15 @@ from bot.answering.policy import POLICY
 from bot.answering.question import analyze
 from bot.answering.retrieve import HybridRetriever
 from bot.settings import BotSettings
-from index.build import build_index
 from index.lexical import words
 
 DRONES = "How many drones has Iran supplied to Russia?"
 
 
 @pytest.fixture
-def retriever(make_settings) -> HybridRetriever:
+def retriever(make_settings, built_index) -> HybridRetriever:
     settings = make_settings(BotSettings)
-    build_index(settings)
+    built_index(settings)
     retriever = HybridRetriever.open(settings)
     retriever.sync()
     return retriever

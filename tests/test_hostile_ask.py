@@ -19,16 +19,14 @@ from pathlib import Path
 import pytest
 from conftest import NEWSBOT
 
-from index.build import build_index
-
 QUESTION = "What did Mr. Smith of the U.S. embassy say about the drones?"
 
 
 @pytest.fixture
-def indexed(make_settings, cli_env, tmp_path) -> dict[str, str]:
+def indexed(make_settings, built_index, cli_env, tmp_path) -> dict[str, str]:
     """The environment of a `newsbot ask` over the small corpus, indexed."""
     settings = make_settings()
-    build_index(settings)
+    built_index(settings)
     return cli_env(
         corpus_dir=settings.corpus_dir, store_dir=settings.store_dir, embed_model="hashing"
     )

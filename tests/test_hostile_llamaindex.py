@@ -15,9 +15,9 @@ from index.build import build_index
 
 
 @pytest.fixture
-def indexed(make_settings):
+def indexed(make_settings, built_index):
     settings = make_settings(BotSettings)
-    build_index(settings)
+    built_index(settings)
     return settings
 
 

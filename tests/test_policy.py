@@ -10,15 +10,14 @@ import pytest
 from bot.answering.answer import Answerer
 from bot.answering.policy import POLICY
 from bot.settings import BotSettings
-from index.build import build_index
 
 QUESTION = "Has Iran supplied drones to Russia?"
 
 
 @pytest.fixture
-def settings(make_settings):
+def settings(make_settings, built_index):
     settings = make_settings(BotSettings, rerank=False)
-    build_index(settings)
+    built_index(settings)
     return settings
 
 

@@ -59,9 +59,9 @@ print(json.dumps(out))
 
 
 @pytest.fixture
-def env(make_settings, cli_env):
+def env(make_settings, built_index, cli_env):
     settings = make_settings(BotSettings)
-    build_index(settings)
+    built_index(settings)
     return cli_env(
         corpus_dir=settings.corpus_dir, store_dir=settings.store_dir, embed_model="hashing"
     )

@@ -38,10 +38,8 @@ def env(cli_env, corpus, tmp_path):
 
 
 @pytest.fixture
-def store(env, run_main, tmp_path) -> Path:
-    done = run_main("index", env=env)
-    assert done.returncode == 0, done.stderr
-    return tmp_path / "store"
+def store(env, make_settings, built_index) -> Path:
+    return built_index(make_settings())  # the corpus, folder and model of `env`
 
 
 def one_line_error(done) -> str:
