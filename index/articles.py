@@ -181,6 +181,14 @@ def decode(data: bytes) -> tuple[str, str]:
 def read_article_bytes(corpus_dir: Path, path: Path, source: str | None = None) -> bytes:
     """The bytes of one article file. Raises `ArticleFileError` when the file, links followed, is
     not inside the corpus folder, is not a regular file, or cannot be read."""
+    return read_article_file(corpus_dir, path, source)[0]
+
+
+def read_article_file(
+    corpus_dir: Path, path: Path, source: str | None = None
+) -> tuple[bytes, os.stat_result]:
+    """`read_article_bytes`, with the status of the file read, taken before reading it (so a
+    change while it is read leaves a newer modification time than the one returned)."""
     source = source if source is not None else source_name(corpus_dir, path)
     try:
         # Non-blocking, so that a FIFO put in place of a file cannot hang the open itself.
@@ -191,10 +199,11 @@ def read_article_bytes(corpus_dir: Path, path: Path, source: str | None = None) 
         # The file actually opened, not the name: a link swapped after the scan is caught too.
         if not _inside(_opened_path(fd, path), Path(os.path.realpath(corpus_dir))):
             raise ArticleFileError(source, OUTSIDE)
-        if not stat.S_ISREG(os.fstat(fd).st_mode):
+        status = os.fstat(fd)
+        if not stat.S_ISREG(status.st_mode):
             raise ArticleFileError(source, NOT_REGULAR)
         try:
-            return handle.read()
+            return handle.read(), status
         except OSError as exc:
             raise ArticleFileError(source, f"unreadable ({exc.strerror or exc})") from None
 

@@ -173,8 +173,13 @@ def build_index(
             try:
                 _finish_interrupted_swap(store, manifest)
                 store.drop_strays()
+                scan = scan_files(corpus_dir, manifest.seen())
+                manifest.remember_seen(
+                    {f.source: f.seen for f in scan.files if f.seen},
+                    {f.source for f in scan.files},
+                )
                 plan = plan_build(
-                    scan_files(corpus_dir),
+                    scan,
                     read_index_state(store, manifest, rebuild),
                     model=embedder.model_id,
                     chunking=chunking_id(settings),

@@ -1,10 +1,14 @@
 """The indexer's manifest: what the index holds, file by file, and which collection it describes.
 
-A SQLite file in the store folder (`manifest.sqlite3`, WAL, `synchronous=FULL`), two tables:
+A SQLite file in the store folder (`manifest.sqlite3`, WAL, `synchronous=FULL`), three tables:
 
     files   source -> content hash of its bytes, state (`ok` | `pending`), chunk count, date
     meta    model, chunking, collection (the Chroma collection id it describes),
             collection_name
+    seen    source -> the hash of its bytes when the file had this size, modification and
+            change times and inode, and when it was read: lets a build skip reading a file
+            whose status has not changed since (`index.plan.scan_files`). It says nothing
+            about the index, so it is written whenever files are read, in any order.
 
 Every write is its own committed transaction, so the manifest is always a state the next
 build can start from: `pending` rows are files whose chunks may be half written or half
@@ -17,9 +21,21 @@ from __future__ import annotations
 import contextlib
 import sqlite3
 from pathlib import Path
+from typing import NamedTuple
 
 # source, content hash, chunk count, date: a file stored whole
 ManifestRow = tuple[str, str, int, str | None]
+
+
+class Seen(NamedTuple):
+    """A file's bytes had `hash` when its status was this, read at `read_ns` (wall clock)."""
+
+    hash: str
+    size: int
+    mtime_ns: int
+    ctime_ns: int
+    inode: int
+    read_ns: int
 
 
 class Manifest:
@@ -36,6 +52,9 @@ class Manifest:
             CREATE TABLE IF NOT EXISTS files (
                 source TEXT PRIMARY KEY, hash TEXT, state TEXT NOT NULL,
                 chunks INTEGER DEFAULT 0, date TEXT);
+            CREATE TABLE IF NOT EXISTS seen (
+                source TEXT PRIMARY KEY, hash TEXT NOT NULL, size INTEGER, mtime_ns INTEGER,
+                ctime_ns INTEGER, inode INTEGER, read_ns INTEGER);
             """
         )
 
@@ -51,6 +70,21 @@ class Manifest:
 
     def files(self) -> dict[str, tuple[str | None, str]]:
         return {s: (h, st) for s, h, st in self.db.execute("SELECT source, hash, state FROM files")}
+
+    def seen(self) -> dict[str, Seen]:
+        return {row[0]: Seen(*row[1:]) for row in self.db.execute("SELECT * FROM seen")}
+
+    def remember_seen(self, read: dict[str, Seen], present: set[str]) -> None:
+        """Record the files read by a scan, and forget those no longer in the corpus."""
+        gone = [(s,) for (s,) in self.db.execute("SELECT source FROM seen") if s not in present]
+        if not read and not gone:
+            return
+        with self._tx():
+            self.db.executemany("DELETE FROM seen WHERE source = ?", gone)
+            self.db.executemany(
+                "INSERT OR REPLACE INTO seen VALUES (?, ?, ?, ?, ?, ?, ?)",
+                [(source, *seen) for source, seen in read.items()],
+            )
 
     def mark_pending(self, sources: list[str]) -> None:
         with self._tx():

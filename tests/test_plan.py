@@ -9,7 +9,7 @@ import pytest
 
 from index.articles import content_hash
 from index.errors import IndexMismatchError
-from index.plan import CorpusFile, CorpusScan, IndexState, plan_build, scan_files
+from index.plan import SETTLED_NS, CorpusFile, CorpusScan, IndexState, plan_build, scan_files
 
 CORPUS = Path("corpus")
 MODEL, CHUNKING = "hashing", "256/48"
@@ -179,3 +179,20 @@ def test_scan_files_reads_bytes_and_skips_what_cannot_be_read(tmp_path):
     assert [(f.source, f.data) for f in read.files] == [("world/a.txt", article("Alpha").encode())]
     assert read.files[0].digest == content_hash(article("Alpha").encode())
     assert read.skipped == [("broken.txt", "unreadable (No such file or directory)")]
+
+
+def test_a_status_vouches_only_once_settled_and_only_for_a_regular_file(tmp_path):
+    """The manifest's `seen` row is trusted when the file's status is the same and was older
+    than the clock's tick when it was read; otherwise, or for a link, the file is read."""
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    (corpus / "a.txt").write_text(article("Alpha"))
+    (corpus / "link.txt").symlink_to(corpus / "a.txt")
+    first = {f.source: f.seen for f in scan_files(corpus).files}
+    written = max(first["a.txt"].mtime_ns, first["a.txt"].ctime_ns)
+    settled = {s: seen._replace(read_ns=written + SETTLED_NS + 1) for s, seen in first.items()}
+    in_the_tick = {s: seen._replace(read_ns=written + SETTLED_NS) for s, seen in first.items()}
+    again = {f.source: f for f in scan_files(corpus, settled).files}
+    assert again["a.txt"].data is None and again["a.txt"].digest == first["a.txt"].hash
+    assert again["link.txt"].data == article("Alpha").encode()  # links are always read
+    assert scan_files(corpus, in_the_tick).files[0].data == article("Alpha").encode()
