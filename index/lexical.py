@@ -4,8 +4,11 @@ Words: lower-cased alphanumeric runs, English stop words dropped, Snowball (Port
 stemming ("negotiations" ~ "negotiating", "drones" ~ "drone"). The same `words()` feeds the
 answerer's sentence scoring, so both sides agree on what a word is.
 
-The index keeps, per chunk, its term counts and a little metadata (source, day); BM25 weights
-are precomputed per posting, so a query is a handful of numpy `add.at` calls.
+The index keeps its postings (chunk, count) grouped by term in flat numpy arrays, with a little
+metadata per chunk (id, source, day); BM25 weights are precomputed per posting, so a query adds
+a few slices of an array. There is no Python object per chunk's terms: a state that kept a
+pair of arrays per chunk, and sorted its postings by term again on every load, made a fresh
+process's start grow with Python work per chunk (issue 11, BENCHMARKS.md "Scale").
 
 Stemming is safe from any thread: a Snowball stemmer keeps its working word in the object, so
 each thread has its own (sharing one made concurrent chats raise IndexError in the stemmer and
@@ -19,11 +22,16 @@ while it reads (an indexer deleting an old version) are simply not taken.
 
 The state is saved next to the index (`bm25.npz`, tagged with the generation) so a new process
 starts without tokenizing the whole corpus again; the indexer brings that file up to date after
-every build that changed something, so a reader usually finds it current. It is data only --
-numpy arrays and one JSON header, read with `allow_pickle=False` -- because anyone who can write
-the store folder could otherwise run code as the bot. A state that cannot be read, or of another
-format or words() version, counts as missing and is made again from Chroma. An old `bm25.pkl`
-is never read: the next save removes it.
+every build that changed something, so a reader usually finds it current. With the index on a
+Chroma server the store folder holds only such local state, and a bot may start without one:
+saving makes the folder, so that the bot's next start loads its state rather than tokenizing
+every chunk on the server again. The state is data only -- numpy arrays and one JSON header,
+read with `allow_pickle=False` -- because anyone who can write the store folder could otherwise
+run code as the bot. A state that cannot be read, or of another format or words() version,
+counts as missing and is made again from Chroma. The postings are saved grouped by term, so
+loading is reading arrays and weighing them, with no sort; a state of the first layout (each
+chunk's terms in turn) is still read and grouped once. An old `bm25.pkl` is never read: the
+next save removes it.
 """
 
 from __future__ import annotations
@@ -61,7 +69,9 @@ STOPWORDS = frozenset(
 _STEMS: dict[str, str] = {}  # the corpus vocabulary is bounded; stemming each word once
 _LOCAL = threading.local()  # one stemmer per thread: a stemmer is not safe to share
 WORDS_VERSION = 2  # bump when words() changes: saved BM25 states from before are rebuilt
-STATE_FORMAT = 1  # bump when the saved state's layout changes
+STATE_FORMAT = 2  # bump when the saved state's layout changes
+BY_CHUNK_FORMAT = 1  # postings saved chunk by chunk: still read, grouped by term on loading
+WEIGH_BLOCK = 1 << 22  # postings weighed at a time: bounds the temporaries of a big index
 LEGACY_CACHE = "bm25.pkl"  # the pickled state of old versions: removed, never read
 
 
@@ -88,29 +98,40 @@ def words(text: str) -> list[str]:
 
 
 class BM25Index:
+    """BM25 over the chunks, its postings in flat arrays grouped by term (CSR-like):
+
+        _ptr    term t's postings are [_ptr[t], _ptr[t + 1])   int64, one per term, plus one
+        _docs   the chunk of each posting (a term names a chunk at most once)   int32
+        _tfs    how often the term is in that chunk                             int32
+        _w      the posting's BM25 weight (from the above, the chunk count and lengths)
+
+    No per-chunk Python objects: what a process loads is a few arrays, and weighing them is a
+    handful of vectorized passes with no sort (the postings are saved already grouped by term),
+    so loading grows with the postings' bytes, not with Python work per chunk. Only a sync that
+    adds chunks sorts (the new postings merged in, once per sync).
+    """
+
     def __init__(self) -> None:
         self.generation: int | None = None
         self.ids: list[str] = []
-        self.counts: list[tuple[np.ndarray, np.ndarray]] = []  # per chunk: term ids, counts
         self.sources: list[str] = []
         self.days: list[int] = []
         self.vocab: dict[str, int] = {}
         self._ptr = np.zeros(1, dtype=np.int64)
         self._docs = np.zeros(0, dtype=np.int32)
+        self._tfs = np.zeros(0, dtype=np.int32)
         self._w = np.zeros(0)
         self._idf = np.zeros(0)
         self._positions: dict[str, int] = {}
 
     def copy(self) -> BM25Index:
-        """A copy to update aside while this one keeps answering (per-chunk data is shared)."""
+        """A copy to update aside while this one keeps answering (the arrays are shared: a
+        sync replaces them, it never changes them in place)."""
         other = BM25Index()
         other.__dict__.update(self.__dict__)
-        other.ids, other.counts = list(self.ids), list(self.counts)
-        other.sources, other.days, other.vocab = (
-            list(self.sources),
-            list(self.days),
-            dict(self.vocab),
-        )
+        other.ids, other.sources, other.days = list(self.ids), list(self.sources), list(self.days)
+        other.vocab = dict(self.vocab)
+        other._positions = {}
         return other
 
     def __len__(self) -> int:
@@ -123,20 +144,43 @@ class BM25Index:
             term_id = self.vocab[term] = len(self.vocab)
         return term_id
 
-    def _add(self, records: Iterable[dict]) -> None:
+    def _add(self, records: Iterable[dict]) -> tuple[list, list, list]:
+        """Tokenize new chunks and append them; their postings (terms, chunks, counts) are
+        returned for `_merge`, which sorts once for all the pages of a sync."""
+        terms, docs, tfs = [], [], []
         for record in records:
             meta = record["meta"]
             text = f"{meta.get('title') or ''}\n{record['text']}"
             counts = Counter(self._term_id(w) for w in words(text))
+            terms.append(np.fromiter(counts.keys(), dtype=np.int32, count=len(counts)))
+            tfs.append(np.fromiter(counts.values(), dtype=np.int32, count=len(counts)))
+            docs.append(np.full(len(counts), len(self.ids), dtype=np.int32))
             self.ids.append(record["id"])
-            self.counts.append(
-                (
-                    np.fromiter(counts.keys(), dtype=np.int32, count=len(counts)),
-                    np.fromiter(counts.values(), dtype=np.int32, count=len(counts)),
-                )
-            )
             self.sources.append(meta.get("source", ""))
             self.days.append(int(meta.get("day") or 0))
+        return terms, docs, tfs
+
+    def _merge(self, terms: list, docs: list, tfs: list) -> None:
+        """Merge postings into the arrays, grouped by term; within a term, chunks in order."""
+        old_terms = np.repeat(np.arange(len(self._ptr) - 1, dtype=np.int32), np.diff(self._ptr))
+        all_terms = np.concatenate([old_terms, *terms])
+        order = np.argsort(all_terms, kind="stable")
+        self._docs = np.concatenate([self._docs, *docs])[order]
+        self._tfs = np.concatenate([self._tfs, *tfs])[order]
+        self._ptr = _offsets(np.bincount(all_terms, minlength=len(self.vocab)))
+
+    def _drop(self, keep: np.ndarray) -> None:
+        """Keep only the chunks where `keep` is True (their postings renumbered)."""
+        term_of = np.repeat(np.arange(len(self._ptr) - 1), np.diff(self._ptr))
+        kept = keep[self._docs]
+        renumber = (np.cumsum(keep) - 1).astype(np.int32)
+        self._docs = renumber[self._docs[kept]]
+        self._tfs = self._tfs[kept]
+        self._ptr = _offsets(np.bincount(term_of[kept], minlength=len(self._ptr) - 1))
+        rows = np.flatnonzero(keep)
+        self.ids = [self.ids[i] for i in rows]
+        self.sources = [self.sources[i] for i in rows]
+        self.days = [self.days[i] for i in rows]
 
     def sync(self, store, generation: int) -> bool:
         """Match the chunks in `store`; returns True if anything changed."""
@@ -144,46 +188,47 @@ class BM25Index:
             return False
         in_store = store.all_ids()
         current = set(in_store)
-        keep = [i for i, chunk_id in enumerate(self.ids) if chunk_id in current]
-        changed = len(keep) != len(self.ids)
+        keep = np.fromiter((i in current for i in self.ids), dtype=bool, count=len(self.ids))
+        changed = not keep.all()
         if changed:
-            self.ids = [self.ids[i] for i in keep]
-            self.counts = [self.counts[i] for i in keep]
-            self.sources = [self.sources[i] for i in keep]
-            self.days = [self.days[i] for i in keep]
+            self._drop(keep)
         known = set(self.ids)
         new_ids = [chunk_id for chunk_id in in_store if chunk_id not in known]
         if new_ids:
             changed = True
+            terms, docs, tfs = [], [], []
             for start in range(0, len(new_ids), 2000):
-                self._add(store.get_records(new_ids[start : start + 2000]))
+                page = self._add(store.get_records(new_ids[start : start + 2000]))
+                terms += page[0]
+                docs += page[1]
+                tfs += page[2]
+            self._merge(terms, docs, tfs)
         self.generation = generation
         if changed or len(self._ptr) != len(self.vocab) + 1:
+            self._positions = {}
             self._reweigh()
         log.info("BM25 in step with generation %s: %d chunks", generation, len(self.ids))
         return changed
 
     def _reweigh(self) -> None:
-        """Precompute every posting's BM25 weight, postings grouped by term (CSR-like)."""
-        n, vocab_size = len(self.ids), len(self.vocab)
-        self._ptr = np.zeros(vocab_size + 1, dtype=np.int64)
-        self._docs = np.zeros(0, dtype=np.int32)
-        self._w = np.zeros(0)
-        self._idf = np.zeros(vocab_size)
+        """Every posting's BM25 weight, in blocks (bounded temporaries); no sort."""
+        n = len(self.ids)
+        df = np.diff(self._ptr)
+        self._idf = np.log(1.0 + (n - df + 0.5) / (df + 0.5)) if n else np.zeros(len(df))
+        self._w = np.zeros(len(self._docs))
         if n == 0:
             return
-        lengths = np.fromiter((tf.sum() for _, tf in self.counts), dtype=np.float64, count=n)
-        doc_of = np.repeat(np.arange(n, dtype=np.int32), [len(t) for t, _ in self.counts])
-        terms = np.concatenate([t for t, _ in self.counts]) if n else np.zeros(0, np.int32)
-        tfs = np.concatenate([tf for _, tf in self.counts]).astype(np.float64)
-        order = np.argsort(terms, kind="stable")
-        terms, doc_of, tfs = terms[order], doc_of[order], tfs[order]
-        df = np.bincount(terms, minlength=vocab_size).astype(np.float64)
-        self._ptr[1:] = np.cumsum(df)
-        self._idf = np.log(1.0 + (n - df + 0.5) / (df + 0.5))
+        lengths = np.bincount(self._docs, weights=self._tfs, minlength=n)
         norm = K1 * (1 - B + B * lengths / max(lengths.mean(), 1.0))
-        self._docs = doc_of
-        self._w = self._idf[terms] * tfs * (K1 + 1) / (tfs + norm[doc_of])
+        first = 0  # the terms of about WEIGH_BLOCK postings at a time
+        while first < len(df):
+            last = int(np.searchsorted(self._ptr, self._ptr[first] + WEIGH_BLOCK, side="right"))
+            last = min(max(last - 1, first + 1), len(df))
+            lo, hi = self._ptr[first], self._ptr[last]
+            idf = np.repeat(self._idf[first:last], df[first:last])
+            tfs = self._tfs[lo:hi].astype(np.float64)
+            self._w[lo:hi] = idf * tfs * (K1 + 1) / (tfs + norm[self._docs[lo:hi]])
+            first = last
 
     # -- querying -----------------------------------------------------------------------------
     def idf(self, term: str) -> float:
@@ -199,7 +244,7 @@ class BM25Index:
             if term_id is None or term_id + 1 >= len(self._ptr):
                 continue
             lo, hi = self._ptr[term_id], self._ptr[term_id + 1]
-            np.add.at(scores, self._docs[lo:hi], self._w[lo:hi])
+            scores[self._docs[lo:hi]] += self._w[lo:hi]  # a term names each chunk once
         return scores
 
     def position(self, chunk_id: str) -> int | None:
@@ -228,20 +273,17 @@ class BM25Index:
             "sources": self.sources,
             "vocab": list(self.vocab),  # in term id order
         }
-        n = len(self.ids)
-        sizes = np.fromiter((len(t) for t, _ in self.counts), dtype=np.int64, count=n)
-        terms = np.concatenate([t for t, _ in self.counts]) if n else np.zeros(0, np.int32)
-        tfs = np.concatenate([tf for _, tf in self.counts]) if n else np.zeros(0, np.int32)
         tmp = path.with_name(f"{path.name}.tmp{os.getpid()}-{threading.get_ident()}")
+        path.parent.mkdir(parents=True, exist_ok=True)  # a bot on a Chroma server may have none
         try:
             with open(tmp, "wb") as handle:
                 np.savez(
                     handle,
                     header=np.frombuffer(json.dumps(header).encode("utf-8"), dtype=np.uint8),
                     days=np.asarray(self.days, dtype=np.int64),
-                    sizes=sizes,
-                    terms=terms.astype(np.int32),
-                    tfs=tfs.astype(np.int32),
+                    ptr=self._ptr.astype(np.int64),
+                    docs=self._docs.astype(np.int32),
+                    tfs=self._tfs.astype(np.int32),
                 )
             os.replace(tmp, path)
         except BaseException:
@@ -267,42 +309,70 @@ class BM25Index:
             header = json.loads(data["header"].tobytes().decode("utf-8"))
             if not isinstance(header, dict):
                 raise ValueError("no header")
-            if header.get("format") != STATE_FORMAT:
+            if header.get("format") not in (STATE_FORMAT, BY_CHUNK_FORMAT):
                 raise ValueError(f"format {header.get('format')!r}, not {STATE_FORMAT}")
             if header.get("words_version") != WORDS_VERSION:
                 raise ValueError("made with other words()")
-            days, sizes = data["days"], data["sizes"]
-            terms, tfs = data["terms"], data["tfs"]
+            arrays = {name: data[name] for name in data.files if name != "header"}
         ids, sources, vocab = header["ids"], header["sources"], header["vocab"]
         generation = header["generation"]
-        n = len(ids)
-        arrays = (days, sizes, terms, tfs)
         if not (
             all(isinstance(x, str) for x in (*ids, *sources, *vocab))
             and (generation is None or isinstance(generation, int))
-            and all(a.ndim == 1 and a.dtype.kind in "iu" for a in arrays)
-            and len(sources) == len(days) == len(sizes) == n == len(set(ids))
+            and all(a.ndim == 1 and a.dtype.kind in "iu" for a in arrays.values())
+            and len(sources) == len(arrays["days"]) == len(ids) == len(set(ids))
             and len(set(vocab)) == len(vocab)
-            and (sizes >= 0).all()
-            and int(sizes.sum()) == len(terms) == len(tfs)
-            and (len(terms) == 0 or (terms.min() >= 0 and terms.max() < len(vocab)))
-            and (tfs > 0).all()
         ):
-            raise ValueError("inconsistent arrays")
+            raise ValueError("inconsistent header")
         index = cls()
         index.generation = generation
         index.ids, index.sources = list(ids), list(sources)
-        index.days = [int(d) for d in days]
+        index.days = arrays["days"].tolist()
         index.vocab = {term: i for i, term in enumerate(vocab)}
-        bounds = np.cumsum(sizes)[:-1]
-        per_chunk = zip(
-            np.split(terms.astype(np.int32), bounds),
-            np.split(tfs.astype(np.int32), bounds),
-            strict=True,
-        )
-        index.counts = list(per_chunk) if n else []
+        if header["format"] == BY_CHUNK_FORMAT:  # postings saved chunk by chunk: group them
+            _check_by_chunk(arrays, len(ids), len(vocab))
+            sizes = arrays["sizes"]
+            docs = np.repeat(np.arange(len(ids), dtype=np.int32), sizes)
+            index._merge([arrays["terms"].astype(np.int32)], [docs], [arrays["tfs"]])
+        else:
+            _check_by_term(arrays, len(ids), len(vocab))
+            index._ptr = arrays["ptr"].astype(np.int64)
+            index._docs, index._tfs = arrays["docs"].astype(np.int32), arrays["tfs"]
+        index._tfs = index._tfs.astype(np.int32)
         index._reweigh()
         return index
+
+
+def _offsets(counts: np.ndarray) -> np.ndarray:
+    """[0, c0, c0 + c1, ...]: where each group starts, and the end."""
+    offsets = np.zeros(len(counts) + 1, dtype=np.int64)
+    np.cumsum(counts, out=offsets[1:])
+    return offsets
+
+
+def _check_by_term(arrays: dict, chunks: int, terms: int) -> None:
+    ptr, docs, tfs = arrays["ptr"], arrays["docs"], arrays["tfs"]
+    if not (
+        len(ptr) == terms + 1
+        and ptr[0] == 0
+        and (np.diff(ptr) >= 0).all()
+        and ptr[-1] == len(docs) == len(tfs)
+        and (len(docs) == 0 or (docs.min() >= 0 and docs.max() < chunks))
+        and (tfs > 0).all()
+    ):
+        raise ValueError("inconsistent arrays")
+
+
+def _check_by_chunk(arrays: dict, chunks: int, vocab: int) -> None:
+    sizes, terms, tfs = arrays["sizes"], arrays["terms"], arrays["tfs"]
+    if not (
+        len(sizes) == chunks
+        and (sizes >= 0).all()
+        and int(sizes.sum()) == len(terms) == len(tfs)
+        and (len(terms) == 0 or (terms.min() >= 0 and terms.max() < vocab))
+        and (tfs > 0).all()
+    ):
+        raise ValueError("inconsistent arrays")
 
 
 def cache_path(store_dir: Path) -> Path:

@@ -18,8 +18,10 @@ prompt numbers is its llama-index node (`llamaindex.passage_node`).
 
 The retriever watches the collection's generation (one cheap metadata read per question): when
 an indexer has changed the index, Chroma is reopened (an embedded client does not see another
-process's vectors otherwise) and BM25 re-syncs incrementally (see `index.lexical`) before the
-question is answered. Answers never see a half-updated BM25: the new one is built aside and
+process's vectors otherwise), BM25 re-syncs incrementally (see `index.lexical`) and the chunks
+are counted, before the question is answered. Counting is done then and not per question:
+Chroma counts a collection row by row (150 ms a question at 500,000 chunks, most of retrieval;
+BENCHMARKS.md "Scale"). Answers never see a half-updated BM25: the new one is built aside and
 swapped in.
 
 Questions asked while an indexer runs: the indexer writes a file's new chunks before it deletes
@@ -127,6 +129,7 @@ class HybridRetriever:
         self.bm25 = BM25Index.load(cache_path) if cache_path else BM25Index()
         self._lock = threading.Lock()
         self.generation: int | None = None
+        self.count = 0  # chunks in the collection at `generation`
 
     @property
     def model_id(self) -> str:
@@ -148,6 +151,7 @@ class HybridRetriever:
                 self.store.reopen()  # the vectors may come from another process
             fresh = self.bm25.copy()
             changed = fresh.sync(self.store, generation)
+            self.count = self.store.count()
             self.bm25 = fresh
             self.generation = generation
             if changed and self.cache_path:
@@ -201,7 +205,7 @@ class HybridRetriever:
                 hit = hits.setdefault(row["id"], Hit(row["id"], row["text"], row["meta"]))
                 hit.similarity = max(hit.similarity, 1.0 - row["distance"])
 
-        count = self.store.count()
+        count = self.count  # counted once per generation: Chroma counts row by row
         if count == 0:
             return [], 0
         add_vector(self.store.query(vector, min(CANDIDATES, count)))
