@@ -199,3 +199,55 @@ def test_cold_start_times_real_asks_with_and_without_the_child(make_settings, mo
     seconds = run(settings.corpus_dir, settings.store_dir, 1, "What did Mr. Smith say?")
     assert [len(v) for v in seconds.values()] == [1, 1]
     assert all(v[0] > 0 for v in seconds.values())
+
+
+# -- the scale benchmark (benchmarks.scale) --------------------------------------------------
+def test_a_copy_of_an_article_keeps_its_layout_and_offsets_but_not_its_words():
+    from benchmarks.scale import perturb
+    from index.articles import parse_layout
+
+    text = (
+        "Drones strike power stations across Ukraine\n"
+        "date 2022-11-09 Officials said the attacks damaged several power stations overnight.\n"
+        "Engineers worked through the night to restore electricity.\n"
+    )
+    assert perturb(text, 0) == text
+    copies = [perturb(text, copy) for copy in range(1, 6)]
+    assert all(len(copy) == len(text) for copy in copies)
+    assert all(copy != text for copy in copies) and len(set(copies)) == len(copies)
+    assert perturb(text, 3) == copies[2]  # the same copy is the same text
+    title, date, spans = parse_layout(text)
+    for copy in copies:
+        copy_title, copy_date, copy_spans = parse_layout(copy)
+        assert (copy_date, copy_spans) == (date, spans)
+        assert len(copy_title) == len(title) and "Ukraine" in copy_title  # names are kept
+        assert copy.count("date 2022-11-09 ") == 1
+
+
+@pytest.mark.slow
+def test_the_scale_benchmark_grows_a_store_newsbot_takes_as_it_is(settings, tmp_path):
+    """Tiny sizes, the hashing embedder, no cross-encoder: the grown store is answered from and
+    a real no-op `newsbot index` over it changes nothing."""
+    from index.build import build_index
+
+    build_index(settings)
+    out = tmp_path / "scale"
+    argv = [sys.executable, "-m", "benchmarks.scale", "--sizes", "5,9", "--out", str(out)]
+    argv += ["--base-corpus", str(settings.corpus_dir), "--base-store", str(settings.store_dir)]
+    argv += ["--embed-model", "hashing", "--no-rerank", "--questions", "2"]
+    run = subprocess.run(argv, cwd=REPO, capture_output=True, text=True, timeout=600)
+    assert run.returncode == 0, run.stderr[-3000:]
+    results = json.loads((out / "scale.json").read_text())
+    small, big = results["sizes"]
+    assert 5 <= small["chunks"] < big["chunks"] and big["chunks"] >= 9
+    for row in results["sizes"]:
+        assert row["noop_index"] == {**row["noop_index"], "chunks_written": 0, "changed": 0}
+        assert row["bm25"]["sync"]["chunks"] == row["chunks"] == row["bm25"]["load"]["chunks"]
+        assert row["serve"]["answers"] == 2 and row["serve"]["ready_s"] > 0
+        assert row["store_mb"] > 0
+    assert "answer_median_ms" in results["fit"]
+    copy0 = sorted((out / "corpus" / "c000").rglob("*.txt"))[0]
+    copy1 = out / "corpus" / "c001" / copy0.relative_to(out / "corpus" / "c000")
+    assert len(copy1.read_text()) == len(copy0.read_text()) != 0
+    assert copy1.read_text() != copy0.read_text()
+    assert "| warm answer median (ms) |" in run.stdout
