@@ -6,9 +6,8 @@ figure is about that loop alone (the raw encode ceiling, per-question latency).
 
 newsbot's side runs newsbot's own code: `index.build` / `newsbot index` (run by the driver),
 `bot.answering.answer.Answerer`, and `bot.cli.evaluate.grade` for the quality figures, so they
-are the figures
-`newsbot eval` prints. The contenders are what a user would otherwise write: the LlamaIndex
-starter pipeline, and BM25 alone (bm25s) over newsbot's own 256-wordpiece chunks.
+are the figures `newsbot eval` prints. The contenders are what a user would otherwise write:
+the LlamaIndex starter pipeline, and BM25 alone (bm25s) over newsbot's own 256-wordpiece chunks.
 """
 
 from __future__ import annotations

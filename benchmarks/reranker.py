@@ -5,10 +5,9 @@ The fp32 model is made here from the int8 file: every MatMulInteger with its sca
 MatMul on dequantised weights, and the quantised embedding tables become float ones (needs the
 `onnx` package, a dev dependency). Both run in ONNX Runtime with the same threads, on the same
 pairs, one pair per run as `bot.answering.rerank` does, alternating, so machine load falls on
-both. Also
-printed: how far the two models' logits differ, and how much batching moves an int8 score (the
-int8 model quantises its activations per run, so a batched sentence's score depends on its
-neighbours; `bot.answering.rerank` runs pairs alone for that reason).
+both. Also printed: how far the two models' logits differ, and how much batching moves an int8
+score (the int8 model quantises its activations per run, so a batched sentence's score depends
+on its neighbours; `bot.answering.rerank` runs pairs alone for that reason).
 """
 
 from __future__ import annotations

@@ -3,8 +3,7 @@ ends show.
 
 Both front ends receive an `Answer` from `Answerer.answer(question, history)` and render it
 their own way (`bot.cli.render` for terminals, `bot.telegram.formatting` for Telegram HTML,
-both with
-the labels and counts of `wording`), branching on its `kind`:
+both with the labels and counts of `wording`), branching on its `kind`:
 
 - `quotes`: sentences quoted from the articles ("what did X say about Y", "why ...");
 - `direct`: the same, led by the answer itself -- a short phrase cut from one of the quotes --

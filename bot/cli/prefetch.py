@@ -13,11 +13,10 @@ second (`preload`), which took a cold `newsbot ask` from ~3.7 s to ~2.6 s on 2 c
 BENCHMARKS.md).
 
 The answer is the same as without the child. The child retrieves what the answer would ask
-for (`bot.answering.answer.retrieval_request`) with the period read from the question's words alone
-(`bot.answering.dates.find_period`), since it has no parse; `retrieve` hands its hits over only
-when the
-answer, after the parse, asks for exactly that request, and otherwise retrieves here, as
-it would have without the child. The same goes for a child that failed (an index that does
+for (`bot.answering.answer.retrieval_request`) with the period read from the question's words
+alone (`bot.answering.dates.find_period`), since it has no parse; `retrieve` hands its hits over
+only when the answer, after the parse, asks for exactly that request, and otherwise retrieves
+here, as it would have without the child. The same goes for a child that failed (an index that does
 not exist, a model mismatch: the error is then raised here, where the front end reports it)
 or died. BM25's counts, which the reading stage weighs words with, are loaded here from the
 state the child brought up to date, and only if it is of the generation the child retrieved
