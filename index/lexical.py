@@ -28,22 +28,29 @@ saving makes the folder, so that the bot's next start loads its state rather tha
 every chunk on the server again. The state is data only -- numpy arrays and one JSON header,
 read with `allow_pickle=False` -- because anyone who can write the store folder could otherwise
 run code as the bot. A state that cannot be read, or of another format or words() version,
-counts as missing and is made again from Chroma. The postings are saved grouped by term, so
-loading is reading arrays and weighing them, with no sort; a state of the first layout (each
-chunk's terms in turn) is still read and grouped once. An old `bm25.pkl` is never read: the
-next save removes it.
+counts as missing and is made again from Chroma. Reading it is bounded by what `save` writes: a
+regular file (a FIFO in its place would hang the open), only the members its format names, each
+stored uncompressed (a deflated member could inflate to gigabytes: a zip bomb) as a 1-D array
+of the dtype `save` gives it (a cast of wider counts could wrap them negative). The postings are
+saved grouped by term, so loading is reading arrays and weighing them, with no sort; a state of
+the first layout (each chunk's terms in turn) is still read and grouped once. An old `bm25.pkl`
+is never read: the next save removes it.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
 import re
+import stat
 import threading
+import zipfile
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from pathlib import Path
+from typing import BinaryIO
 
 import numpy as np
 import snowballstemmer
@@ -73,6 +80,10 @@ STATE_FORMAT = 2  # bump when the saved state's layout changes
 BY_CHUNK_FORMAT = 1  # postings saved chunk by chunk: still read, grouped by term on loading
 WEIGH_BLOCK = 1 << 22  # postings weighed at a time: bounds the temporaries of a big index
 LEGACY_CACHE = "bm25.pkl"  # the pickled state of old versions: removed, never read
+LAYOUTS = {  # the arrays of each format, with the dtypes `save` wrote them in
+    STATE_FORMAT: {"days": np.int64, "ptr": np.int64, "docs": np.int32, "tfs": np.int32},
+    BY_CHUNK_FORMAT: {"days": np.int64, "sizes": np.int64, "terms": np.int32, "tfs": np.int32},
+}
 
 
 def _stemmer():
@@ -305,21 +316,21 @@ class BM25Index:
 
     @classmethod
     def _read(cls, path: Path) -> BM25Index:
-        with np.load(path, allow_pickle=False) as data:
-            header = json.loads(data["header"].tobytes().decode("utf-8"))
+        with _open_regular(path) as handle, np.load(handle, allow_pickle=False) as data:
+            header = json.loads(_member(data, "header", np.uint8).tobytes().decode("utf-8"))
             if not isinstance(header, dict):
                 raise ValueError("no header")
-            if header.get("format") not in (STATE_FORMAT, BY_CHUNK_FORMAT):
+            layout = LAYOUTS.get(header.get("format"))
+            if layout is None:
                 raise ValueError(f"format {header.get('format')!r}, not {STATE_FORMAT}")
             if header.get("words_version") != WORDS_VERSION:
                 raise ValueError("made with other words()")
-            arrays = {name: data[name] for name in data.files if name != "header"}
+            arrays = {name: _member(data, name, dtype) for name, dtype in layout.items()}
         ids, sources, vocab = header["ids"], header["sources"], header["vocab"]
         generation = header["generation"]
         if not (
             all(isinstance(x, str) for x in (*ids, *sources, *vocab))
             and (generation is None or isinstance(generation, int))
-            and all(a.ndim == 1 and a.dtype.kind in "iu" for a in arrays.values())
             and len(sources) == len(arrays["days"]) == len(ids) == len(set(ids))
             and len(set(vocab)) == len(vocab)
         ):
@@ -341,6 +352,26 @@ class BM25Index:
         index._tfs = index._tfs.astype(np.int32)
         index._reweigh()
         return index
+
+
+@contextlib.contextmanager
+def _open_regular(path: Path) -> Iterator[BinaryIO]:
+    """The state file, opened without blocking and refused unless it is a regular file."""
+    with open(os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC), "rb") as handle:
+        if not stat.S_ISREG(os.fstat(handle.fileno()).st_mode):
+            raise ValueError("not a regular file")
+        yield handle
+
+
+def _member(data, name: str, dtype) -> np.ndarray:
+    """One array of a state, refused unread when its zip member is compressed (`np.savez`
+    stores them as they are), and refused when it is not 1-D of `dtype`."""
+    if data.zip.getinfo(f"{name}.npy").compress_type != zipfile.ZIP_STORED:
+        raise ValueError(f"{name} is compressed")
+    array = data[name]
+    if array.ndim != 1 or array.dtype != dtype:
+        raise ValueError(f"{name} is not a 1-D array of {np.dtype(dtype)}")
+    return array
 
 
 def _offsets(counts: np.ndarray) -> np.ndarray:

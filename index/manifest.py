@@ -8,7 +8,10 @@ A SQLite file in the store folder (`manifest.sqlite3`, WAL, `synchronous=FULL`),
     seen    source -> the hash of its bytes when the file had this size, modification and
             change times and inode, and when it was read: lets a build skip reading a file
             whose status has not changed since (`index.plan.scan_files`). It says nothing
-            about the index, so it is written whenever files are read, in any order.
+            about the index, so it is written whenever files are read, in any order. A row
+            that is not a text hash and five integers (a damaged manifest) is left out: its
+            file is read again, as one never seen; a table of other columns is made anew
+            (else every build, even `--rebuild`, would fail on it).
 
 Every write is its own committed transaction, so the manifest is always a state the next
 build can start from: `pending` rows are files whose chunks may be half written or half
@@ -25,6 +28,10 @@ from typing import NamedTuple
 
 # source, content hash, chunk count, date: a file stored whole
 ManifestRow = tuple[str, str, int, str | None]
+SEEN_COLUMNS = ("source", "hash", "size", "mtime_ns", "ctime_ns", "inode", "read_ns")
+SEEN_TABLE = """CREATE TABLE IF NOT EXISTS seen (
+    source TEXT PRIMARY KEY, hash TEXT NOT NULL, size INTEGER, mtime_ns INTEGER,
+    ctime_ns INTEGER, inode INTEGER, read_ns INTEGER)"""
 
 
 class Seen(NamedTuple):
@@ -52,11 +59,9 @@ class Manifest:
             CREATE TABLE IF NOT EXISTS files (
                 source TEXT PRIMARY KEY, hash TEXT, state TEXT NOT NULL,
                 chunks INTEGER DEFAULT 0, date TEXT);
-            CREATE TABLE IF NOT EXISTS seen (
-                source TEXT PRIMARY KEY, hash TEXT NOT NULL, size INTEGER, mtime_ns INTEGER,
-                ctime_ns INTEGER, inode INTEGER, read_ns INTEGER);
             """
         )
+        self.db.execute(SEEN_TABLE)
 
     def close(self) -> None:
         self.db.close()
@@ -72,7 +77,13 @@ class Manifest:
         return {s: (h, st) for s, h, st in self.db.execute("SELECT source, hash, state FROM files")}
 
     def seen(self) -> dict[str, Seen]:
-        return {row[0]: Seen(*row[1:]) for row in self.db.execute("SELECT * FROM seen")}
+        columns = tuple(row[1] for row in self.db.execute("PRAGMA table_info(seen)"))
+        if columns != SEEN_COLUMNS:
+            with self._tx():
+                self.db.execute("DROP TABLE IF EXISTS seen")
+                self.db.execute(SEEN_TABLE)
+        rows = self.db.execute(f"SELECT {', '.join(SEEN_COLUMNS)} FROM seen")
+        return {row[0]: Seen(*row[1:]) for row in rows if _well_formed(row)}
 
     def remember_seen(self, read: dict[str, Seen], present: set[str]) -> None:
         """Record the files read by a scan, and forget those no longer in the corpus."""
@@ -132,3 +143,8 @@ class Manifest:
             self.db.execute("ROLLBACK")
             raise
         self.db.execute("COMMIT")
+
+
+def _well_formed(row: tuple) -> bool:
+    """A seen row as `remember_seen` writes it: SQLite keeps whatever type a damaged one has."""
+    return isinstance(row[1], str) and all(type(value) is int for value in row[2:])

@@ -430,3 +430,24 @@ def built_index(_built_stores, tmp_path_factory) -> Callable[..., Path]:
         return store
 
     return build
+
+
+@pytest.fixture
+def settled(monkeypatch):
+    """Files count as settled as soon as they were read (no waiting out the clock's tick):
+    a build trusts the manifest's `seen` row of a file whose status has not changed."""
+    monkeypatch.setattr("index.plan.SETTLED_NS", 0)
+
+
+def count_reads(monkeypatch) -> list[str]:
+    """The sources `index.plan` reads article files of from now on, in order."""
+    import index.plan
+
+    read, real = [], index.plan.read_article_file
+
+    def reading(corpus_dir, path, source=None):
+        read.append(source)
+        return real(corpus_dir, path, source)
+
+    monkeypatch.setattr(index.plan, "read_article_file", reading)
+    return read

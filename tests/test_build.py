@@ -14,7 +14,7 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import CountingEmbedder
+from conftest import CountingEmbedder, count_reads
 
 import index.build
 from index.articles import content_hash
@@ -704,35 +704,13 @@ def test_example_corpus_with_the_bundled_model(
 
 
 # -- a file's status vouches for its bytes -----------------------------------------------------
-class CountingReads:
-    """Wraps index.plan's file reader: which sources a build read."""
-
-    def __init__(self, monkeypatch):
-        import index.plan
-
-        self.sources: list[str] = []
-        real = index.plan.read_article_file
-
-        def read(corpus_dir, path, source=None):
-            self.sources.append(source)
-            return real(corpus_dir, path, source)
-
-        monkeypatch.setattr(index.plan, "read_article_file", read)
-
-
-@pytest.fixture
-def settled(monkeypatch):
-    """Files count as settled as soon as they were read (no waiting out the clock's tick)."""
-    monkeypatch.setattr("index.plan.SETTLED_NS", 0)
-
-
 def test_a_build_with_nothing_changed_reads_no_article(
     settings, counting_embedder, monkeypatch, settled
 ):
     build_index(settings, embedder=counting_embedder)
-    reads = CountingReads(monkeypatch)
+    reads = count_reads(monkeypatch)
     report = build_index(settings, embedder=counting_embedder)
-    assert reads.sources == [] and report.chunks_written == 0
+    assert reads == [] and report.chunks_written == 0
     assert report.unchanged == ["drones.txt", "football.txt", "world/economy.txt"]
 
 
@@ -753,9 +731,9 @@ def test_a_change_that_keeps_size_and_modification_time_is_still_seen(
     copy.write_text(renamed.read_text().replace("Iran has", "Irak has"))
     os.utime(copy, ns=(before.st_atime_ns, before.st_mtime_ns))
     copy.rename(renamed)
-    reads = CountingReads(monkeypatch)
+    reads = count_reads(monkeypatch)
     report = build_index(settings, embedder=counting_embedder)
-    assert sorted(reads.sources) == ["drones.txt", "football.txt"]
+    assert sorted(reads) == ["drones.txt", "football.txt"]
     assert report.updated == ["drones.txt", "football.txt"]
     assert read_chunks(settings)["drones.txt#0"][0].startswith("Irak has supplied")
 
@@ -769,9 +747,9 @@ def test_a_file_vouched_for_but_pending_in_the_manifest_is_read_and_indexed(
     manifest = Manifest(settings.manifest_path)
     manifest.mark_pending(["football.txt"])  # as a build that died would leave it
     manifest.close()
-    reads = CountingReads(monkeypatch)
+    reads = count_reads(monkeypatch)
     report = build_index(settings, embedder=counting_embedder)
-    assert reads.sources == ["football.txt"] and report.added == ["football.txt"]
+    assert reads == ["football.txt"] and report.added == ["football.txt"]
     assert manifest_states(settings.store_dir) == dict.fromkeys(
         ["drones.txt", "football.txt", "world/economy.txt"], "ok"
     )
