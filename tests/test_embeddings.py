@@ -9,12 +9,18 @@ import sys
 import numpy as np
 import pytest
 
+import index.embeddings
 from index.embeddings import (
+    INT8_MIN_COSINE,
+    INT8_VERSION,
     Embedder,
     HashingEmbedder,
+    check_bge_files,
+    int8_model_path,
     make_embedder,
     onnx_model_path,
     onnx_supported,
+    quantize_int8,
 )
 from index.errors import EmbeddingModelError
 
@@ -234,3 +240,99 @@ def test_a_model_folder_without_tokenizer_json_chunks_with_the_loaded_models_tok
     texts = ["Iran has supplied hundreds of drones to Russia.", "Unbelievably, it rained."]
     assert embedder.tokenize(texts) == torch_embedder.tokenize(texts)
     assert embedder.max_tokens == embedder.model.max_length >= 256
+
+
+# -- int8 and bge-small: models of their own, ONNX Runtime only --------------------------------
+def test_int8_and_bge_are_models_of_their_own_in_onnx_only(make_settings):
+    ids = {
+        make_embedder(make_settings(embed_model=m)).model_id
+        for m in ("bundled", "bundled-int8", "bge-small")
+    }
+    assert len(ids) == 3  # an index records which; vectors of two never meet
+    int8 = Embedder("bundled-int8")
+    assert int8.documents_runtime(10_000) == "onnx"  # no torch path for bulk
+    assert int8.max_tokens == 256 and Embedder("bge-small").max_tokens == 512
+    # Cached next to the fp32 export it is made from, under its own version.
+    assert int8_model_path(int8.path).parent == onnx_model_path(int8.path).parent
+    assert f"v{INT8_VERSION}" in int8_model_path(int8.path).name
+    for name in ("bundled-int8", "bge-small"):
+        with pytest.raises(EmbeddingModelError, match="ONNX Runtime only"):
+            Embedder(name, runtime="torch")
+
+
+@pytest.fixture(scope="session")
+def int8_embedder():
+    """The bundled model in int8 (quantised into the user cache the first time)."""
+    embedder = Embedder("bundled-int8")
+    embedder.embed_query("warm up")
+    return embedder
+
+
+@pytest.mark.integration
+def test_int8_vectors_are_close_to_fp32(int8_embedder, onnx_embedder):
+    texts = [*DOCS, "  padded short text  ", " ".join(DOCS * 30)]  # past the 256 window
+    cosines = np.sum(
+        int8_embedder.embed_documents(texts) * onnx_embedder.embed_documents(texts), axis=1
+    )
+    assert cosines.mean() >= 0.99 and cosines.min() >= INT8_MIN_COSINE
+    for query in ("Which country gave Russia drones?", "x"):
+        assert int8_embedder.embed_query(query) @ onnx_embedder.embed_query(query) >= 0.98
+    assert ranking(int8_embedder, "Which country gave Russia drones?", DOCS)[0] == 0
+    assert ranking(int8_embedder, "football match result", DOCS)[0] == 1
+    assert ranking(int8_embedder, "cost of living", DOCS)[0] == 2
+
+
+@pytest.mark.integration
+def test_quantize_int8_keeps_only_a_model_within_the_bar(onnx_embedder, tmp_path, monkeypatch):
+    source = onnx_model_path(onnx_embedder.path)
+    target = tmp_path / "int8.onnx"
+    monkeypatch.setattr(index.embeddings, "INT8_MIN_COSINE", 1.0001)  # no int8 model passes
+    with pytest.raises(EmbeddingModelError, match="strays from the fp32"):
+        quantize_int8(source, target, onnx_embedder.path)
+    assert list(tmp_path.iterdir()) == []  # neither the file nor its temporary twin is left
+    monkeypatch.undo()
+    assert INT8_MIN_COSINE <= quantize_int8(source, target, onnx_embedder.path) < 0.9999
+    assert target.is_file()
+
+
+@pytest.mark.integration
+def test_bge_small_embeds_ranks_and_prefixes_queries_only():
+    bge = Embedder("bge-small")
+    vectors = bge.embed_documents(DOCS)
+    assert vectors.shape == (3, 384)
+    assert np.allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-5)
+    assert ranking(bge, "Which country gave Russia drones?", DOCS)[0] == 0
+    assert ranking(bge, "football match result", DOCS)[0] == 1
+    assert ranking(bge, "cost of living", DOCS)[0] == 2
+    query = "Which country gave Russia drones?"
+    # A query is read with bge's instruction; the same words as a passage are read without it.
+    assert bge.embed_query(query) @ bge.embed_documents([query])[0] < 0.999
+    assert np.allclose(
+        bge.embed_query(query), bge.embed_documents([bge.query_prefix + query])[0], atol=1e-5
+    )
+
+
+def test_bge_files_that_differ_from_the_wheels_checksums_are_refused(tmp_path):
+    source = Embedder("bge-small").path
+    folder = tmp_path / "models" / "data" / source.name
+    shutil.copytree(source, folder)
+    shutil.copy(source.parent.parent / "checksums.json", tmp_path / "models")
+    check_bge_files(folder)  # an intact copy passes
+    with (folder / "tokenizer.json").open("a") as file:
+        file.write(" ")
+    with pytest.raises(EmbeddingModelError, match="checksum"):
+        check_bge_files(folder)
+
+
+@pytest.mark.integration
+def test_an_index_built_with_int8_refuses_queries_from_fp32_in_one_line(
+    corpus, cli_env, run_newsbot, tmp_path, int8_embedder
+):
+    env = cli_env(corpus_dir=corpus, store_dir=tmp_path / "store", embed_model="bundled-int8")
+    built = run_newsbot("index", env=env, timeout=300)
+    assert built.returncode == 0, built.stderr
+    asked = run_newsbot("ask", "What happened?", env={**env, "NEWSBOT_EMBED_MODEL": "bundled"})
+    assert asked.returncode != 0
+    said = [line for line in asked.stderr.splitlines() if line.strip()]
+    assert len(said) == 1, asked.stderr
+    assert "all-MiniLM-L6-v2 int8 (bundled)" in said[0] and "newsbot index --rebuild" in said[0]
