@@ -344,12 +344,10 @@ class BM25Index:
             _check_by_chunk(arrays, len(ids), len(vocab))
             sizes = arrays["sizes"]
             docs = np.repeat(np.arange(len(ids), dtype=np.int32), sizes)
-            index._merge([arrays["terms"].astype(np.int32)], [docs], [arrays["tfs"]])
-        else:
+            index._merge([arrays["terms"]], [docs], [arrays["tfs"]])
+        else:  # used as read: `_member` checked every array's dtype
             _check_by_term(arrays, len(ids), len(vocab))
-            index._ptr = arrays["ptr"].astype(np.int64)
-            index._docs, index._tfs = arrays["docs"].astype(np.int32), arrays["tfs"]
-        index._tfs = index._tfs.astype(np.int32)
+            index._ptr, index._docs, index._tfs = arrays["ptr"], arrays["docs"], arrays["tfs"]
         index._reweigh()
         return index
 
