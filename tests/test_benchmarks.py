@@ -33,6 +33,7 @@ def test_fingerprint_follows_the_bytes_and_names(corpus):
     assert corpus_fingerprint(corpus) not in (first, changed)
 
 
+@pytest.mark.slow
 def test_child_run_reports_its_own_peak_memory(tmp_path):
     # A forked child starts with its parent's resident pages counted in its peak, so measure
     # from a small, fresh interpreter, as the benchmark's driver is (pytest here may hold the

@@ -15,6 +15,7 @@ from bot.cli.main import INDEX_INTERRUPTED, INTERRUPTED, main
 from index.settings import IndexSettings
 
 
+@pytest.mark.slow
 def test_a_bad_value_is_one_line_naming_the_variable_before_any_model_loads(
     cli_env, run_newsbot, corpus, tmp_path
 ):

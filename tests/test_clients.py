@@ -3,6 +3,8 @@ writes included), and forgetting the shared clients disturbs no store already op
 
 from __future__ import annotations
 
+import pytest
+
 from index.build import build_index
 from index.embeddings import HashingEmbedder
 from index.store import ChunkStore
@@ -14,6 +16,7 @@ def sources(store: ChunkStore, text: str) -> list[str]:
     return [h["meta"]["source"] for h in store.query(HashingEmbedder().embed_query(text), k=5)]
 
 
+@pytest.mark.slow
 def test_reopen_sees_another_processs_writes_and_other_stores_keep_working(
     make_settings, corpus, tmp_path, write_article, cli_env, run_newsbot
 ):

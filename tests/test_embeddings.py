@@ -66,6 +66,7 @@ def test_hashing_tokenizer_gives_word_offsets():
     assert HashingEmbedder.tokenize(["two  words", ""]) == [[(0, 3), (5, 10)], []]
 
 
+@pytest.mark.slow
 def test_bundled_tokenizer_needs_no_torch():
     code = (
         "import sys\n"
