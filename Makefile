@@ -37,10 +37,13 @@ index: $(STAMP) bytecode
 test: $(STAMP)
 	$(BIN)/python -m pytest -q
 
-# The fast tier in one worker per core (pytest-xdist): 41 s against 60 s in one process on 2
-# cores. `make test` stays in one process: its slow tests time real processes and servers.
+# The fast tier in one worker per core (pytest-xdist); `worksteal` hands a worker that runs dry
+# tests still queued for the other, so neither idles at the end. Bytecode is written for this
+# run even where PYTHONDONTWRITEBYTECODE is set: each worker imports and collects every test
+# module, and pytest can keep its rewritten test modules only as bytecode.
+# `make test` stays in one process: its slow tests time real processes and servers.
 test-unit: $(STAMP)
-	$(BIN)/python -m pytest -q -n auto -m "not integration and not slow"
+	PYTHONDONTWRITEBYTECODE= $(BIN)/python -m pytest -q -n auto --dist worksteal -m "not integration and not slow"
 
 lint: $(STAMP)
 	$(BIN)/ruff check bot index tests benchmarks
