@@ -95,6 +95,17 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+def folder_bytes(folder: Path) -> int:
+    """Bytes on disk of every file under `folder` (what `du` counts, hard links once)."""
+    seen, total = set(), 0
+    for path in folder.rglob("*"):
+        info = path.lstat()
+        if path.is_file() and (info.st_dev, info.st_ino) not in seen:
+            seen.add((info.st_dev, info.st_ino))
+            total += info.st_blocks * 512
+    return total
+
+
 def header(results: dict) -> str:
     m = results["machine"]
     return (
@@ -203,6 +214,7 @@ class Benchmark:
         shutil.rmtree(store, ignore_errors=True)
         say(f"newsbot index: {name} from scratch")
         newsbot = self.index(corpus, store)
+        newsbot["store_mb"] = round(folder_bytes(store) / 2**20, 1)
         result = {
             "corpus": name,
             "runtime": model["runtime"],

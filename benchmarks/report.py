@@ -193,6 +193,10 @@ def markdown(results: dict) -> str:
                 f"(chunks/s of the whole `newsbot index` run over chunks/s of the encode call "
                 f"alone, batch size {ix['ceiling'].get('batch_size')})."
             )
+        if ix["newsbot"].get("store_mb") is not None:
+            parts.append(
+                f"The store newsbot built takes {ix['newsbot']['store_mb']:,.1f} MB on disk."
+            )
         if ix.get("embedder_ratio") is not None:
             c = ix["ceiling"]
             parts.append(
