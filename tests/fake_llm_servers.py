@@ -79,6 +79,8 @@ class FakeLLMServer:
         server = self
 
         class Handler(BaseHTTPRequestHandler):
+            disable_nagle_algorithm = True  # no ~40 ms wait for a delayed ACK per answer
+
             def log_message(self, *args) -> None:
                 pass
 
