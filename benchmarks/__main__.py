@@ -26,6 +26,7 @@ import os
 import platform
 import re
 import shutil
+import stat
 import subprocess
 import sys
 import time
@@ -100,7 +101,7 @@ def folder_bytes(folder: Path) -> int:
     seen, total = set(), 0
     for path in folder.rglob("*"):
         info = path.lstat()
-        if path.is_file() and (info.st_dev, info.st_ino) not in seen:
+        if stat.S_ISREG(info.st_mode) and (info.st_dev, info.st_ino) not in seen:
             seen.add((info.st_dev, info.st_ino))
             total += info.st_blocks * 512
     return total
