@@ -135,6 +135,51 @@ def test_the_asked_relation_picks_the_entity():
     assert reading.answers[0].text == "Sergey Shoigu"
 
 
+@pytest.mark.parametrize(
+    ("question", "text", "expected"),
+    [
+        # a day is when, not how much
+        (
+            "US household debt passed which massive figure this week?",
+            "US household debt surpassed $16 trillion on Tuesday, the New York Fed said.",
+            "$16 trillion",  # and the currency sign is the answer's
+        ),
+        (
+            "How old is the pilot?",
+            "The pilot, who flew on Wednesday, is 17 years old.",
+            "17 years old",
+        ),
+        # a common word of the question does not name an entity: "cities" is not "Mexico City"
+        (
+            "People are fleeing their expensive cities. Where are many Americans moving?",
+            "A growing number of Americans are crossing the border to make Mexico City home.",
+            "Mexico City",
+        ),
+        # nor is a capitalised word too common to weigh only the question's ("New")
+        (
+            "Which additional city did the governor designate as a drop-off location?",
+            "His office said New York is now a designated drop-off location.",
+            "New York",
+        ),
+        # initials the question gives name the entity: "the US" is the United States
+        (
+            "NASA launched from a spaceport outside the US. Where did the launch occur?",
+            "NASA launched a rocket from Australia, its first launch outside the United States.",
+            "Australia",
+        ),
+        # a modifier of a name the question gives is part of that name
+        (
+            "House Speaker Nancy Pelosi made a visit to which area?",
+            "US House Speaker Nancy Pelosi landed in Taiwan on Tuesday.",
+            "Taiwan",
+        ),
+    ],
+)
+def test_the_answer_is_of_the_asked_kind_and_not_the_questions_own(question, text, expected):
+    reading = read(question, [sentence(text, relevance=6)])
+    assert [a.text for a in reading.answers][:1] == [expected]
+
+
 def test_articles_that_disagree_each_get_their_answer():
     reading = read(
         "Which company bought the stadium?",

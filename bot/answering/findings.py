@@ -14,9 +14,13 @@ question asks (`question`):
   question does not already name. The best sentence's entities come first; within a sentence
   an entity of the exact label beats a near one (an airline tagged GPE), and one close to the
   question's own words beats one far from them ("found embattled comedian Bill Cosby liable in
-  a case brought by Judy Huth": Cosby). For the refusal check (`read`) labels count in
-  coarse classes -- names, numbers, dates -- because the small model often mistakes one name
-  label for another ("Sri Lanka" as a PERSON); the answer prefers the exact label.
+  a case brought by Judy Huth": Cosby). The question names an entity when the entity's head
+  is one of its capitalised words, its initials one of its acronyms ("the US"), or it
+  modifies such a word ("US" in "US House Speaker Pelosi"); a common word of the question does
+  not ("cities" is not "Mexico City"). How many / how much is a count, not a day ("Tuesday").
+  For the refusal check (`read`) labels count in coarse classes -- names, numbers, dates --
+  because the small model often mistakes one name label for another ("Sri Lanka" as a
+  PERSON); the answer prefers the exact label.
 - `role` ("Who is Christiane Amanpour?", "What is Sergey Shoigu's job?"): the title in front of
   the name ("Russian Defense Minister Sergey Shoigu") or the apposition after it ("Jens
   Stoltenberg, the head of the NATO military alliance,"), from the parse of the sentences that
@@ -69,6 +73,18 @@ ROLE_SENTENCES = 4  # sentences naming the subject that are parsed for a title
 TITLE_TAGS = frozenset({"NNP", "NNPS", "NN", "JJ", "POS", "HYPH"})
 HONORIFICS = frozenset({"mr", "mrs", "ms", "dr", "sir", "dame", "mr.", "mrs.", "ms.", "dr."})
 _WORD = re.compile(r"[A-Za-z0-9]+(?:['’][a-z]+)?")
+CALENDAR = frozenset(
+    """monday tuesday wednesday thursday friday saturday sunday january february march april
+    may june july august september october november december jan feb mar apr jun jul aug sep
+    sept oct nov dec spring summer autumn fall winter quarter today yesterday tomorrow tonight
+    morning afternoon evening night noon midnight""".split()
+)
+ORDINALS = frozenset(
+    """first second third fourth fifth sixth seventh eighth ninth tenth eleventh twelfth""".split()
+)
+MODIFIERS = frozenset({"compound", "nmod", "amod", "poss"})
+_ACRONYM = re.compile(r"\b[A-Z]{2,}\b")
+YEAR = re.compile(r"(1[89]|20)\d\d")
 TOPIC_NAMES = 3  # names of the question a refusal says the articles cover
 
 
@@ -132,6 +148,7 @@ def find(question: Question, pool: Sequence[Sentence], ranked: Sequence[Sentence
 # -- entities ----------------------------------------------------------------------------------
 def _entities(question, pool, exact: frozenset[str], accepted: frozenset[str]) -> list:
     asked = set(words(question.text))
+    proper = _proper_words(question.text)
     candidates = []
     docs = nlp.parse_all([s.text for s in pool])
     for position, (sentence, doc) in enumerate(zip(pool, docs, strict=True)):
@@ -139,8 +156,10 @@ def _entities(question, pool, exact: frozenset[str], accepted: frozenset[str]) -
         for ent in doc.ents:
             if ent.label_ not in accepted:
                 continue
+            if question.kind == "number" and ent.label_ in TIMES and not _a_count(ent):
+                continue  # "Tuesday" is when, not how much
             span = _trimmed(ent, asked)
-            if span is None or _named_in(ent, question, asked):
+            if span is None or _named_in(ent, question, proper):
                 continue  # the question's own words are not its answer
             distance = min((abs(ent.start_char - p) for p in anchors), default=len(doc.text))
             if question.verb and _argument_of(ent.root, question.verb):
@@ -170,7 +189,11 @@ def _trimmed(ent, asked: set[str]):
 
     def given(token) -> bool:
         own = words(token.text)
-        return not own or set(own) <= asked
+        if own:
+            return set(own) <= asked
+        # A word too common to weigh ("the", a quote mark) goes; a symbol or a number word
+        # ("$16 trillion", "one million") and a capitalised one ("New York") are the answer's.
+        return not (token.is_currency or token.like_num or token.text[:1].isupper())
 
     if all(given(t) for t in tokens):
         return None
@@ -179,12 +202,34 @@ def _trimmed(ent, asked: set[str]):
     return ent.doc[tokens[0].i : tokens[-1].i + 1]
 
 
-def _named_in(ent, question: Question, asked: set[str]) -> bool:
+def _named_in(ent, question: Question, proper: set[str]) -> bool:
     """The entity is one the question names ("Jens Stoltenberg" for "Who will replace
-    Stoltenberg?"): its head word is the question's -- unless that is the noun asked about
-    ("the Dnipro River" for "Which river ...?")."""
+    Stoltenberg?"): its head word is a capitalised word of the question -- unless that is the
+    noun asked about ("the Dnipro River" for "Which river ...?"); or its initials are one
+    ("the United States" for "outside the US"). A common word does not name it: "Mexico City"
+    answers "people are fleeing their expensive cities. Where to?"."""
     head = stem(ent.root.lower_)
-    return head in asked and head != stem(question.focus or "")
+    if head in proper and head != stem(question.focus or ""):
+        return True
+    if ent.root.dep_ in MODIFIERS and stem(ent.root.head.lower_) in proper:
+        return True  # part of a name the question gives: "US" in "US House Speaker Pelosi"
+    initials = "".join(t.text[0] for t in ent if t.text[:1].isupper())
+    return len(initials) > 1 and initials in _ACRONYM.findall(question.text)
+
+
+def _proper_words(text: str) -> set[str]:
+    """Stems of the capitalised words of a question (its names, and its first word)."""
+    return {stem(m[0].lower()) for m in _WORD.finditer(text) if m[0][:1].isupper()}
+
+
+def _a_count(ent) -> bool:
+    """Can a date or time entity answer "how many / how much / how old": a count of units
+    ("155 days", "six months", "15"), not a point in time ("Tuesday", "March 23", "2021",
+    "the second quarter")?"""
+    if any(t.lower_ in CALENDAR for t in ent):
+        return False
+    counts = [t for t in ent if t.like_num and t.lower_ not in ORDINALS]
+    return bool(counts) and not (len(ent) == 1 and YEAR.fullmatch(ent.text))
 
 
 def _argument_of(token, verb: str) -> bool:
