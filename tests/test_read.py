@@ -173,11 +173,39 @@ def test_the_asked_relation_picks_the_entity():
             "US House Speaker Nancy Pelosi landed in Taiwan on Tuesday.",
             "Taiwan",
         ),
+        # the asked relation runs through the same nouns: the sale *of* the team, not *from*
+        # its owner; and a place the small model tags alone is read with its team's name
+        (
+            "NFL owners this week unanimously approved the sale of which football team?",
+            "NFL owners unanimously approved the sale of the Denver Broncos Tuesday from the Pat "
+            "Bowlen Trust to the Walton-Penner family.",
+            "Denver Broncos",
+        ),
     ],
 )
 def test_the_answer_is_of_the_asked_kind_and_not_the_questions_own(question, text, expected):
     reading = read(question, [sentence(text, relevance=6)])
     assert [a.text for a in reading.answers][:1] == [expected]
+
+
+def test_a_person_is_never_the_team_asked_for():
+    reading = read(
+        "Which team won the 2022 NHL Stanley Cup Finals?",
+        [
+            sentence(
+                "Sidney Crosby, Evgeni Malkin and Kris Letang won the Stanley Cup in 2009, 2016 "
+                "and 2017.",
+                relevance=6,
+            ),
+            sentence(
+                "The Colorado Avalanche defeated the Tampa Bay Lightning 2-1 in Game 6 to win the "
+                "team's first Stanley Cup since 2001 on Sunday night.",
+                "b.txt",
+                relevance=5,
+            ),
+        ],
+    )
+    assert reading.answers[0].text == "Colorado Avalanche"
 
 
 def test_articles_that_disagree_each_get_their_answer():

@@ -17,7 +17,11 @@ question asks (`question`):
   a case brought by Judy Huth": Cosby). The question names an entity when the entity's head
   is one of its capitalised words, its initials one of its acronyms ("the US"), or it
   modifies such a word ("US" in "US House Speaker Pelosi"); a common word of the question does
-  not ("cities" is not "Mexico City"). How many / how much is a count, not a day ("Tuesday").
+  not ("cities" is not "Mexico City"). How many / how much is a count, not a day ("Tuesday");
+  a person is never the company or team asked for. "In the asked relation" means an argument
+  of the question's verb reached through the same nouns and prepositions as the wh-phrase
+  ("approved the sale of which team": the sale *of* the Broncos, not *from* the trust); a
+  place the small model tags alone in a longer name is read with it ("Denver" Broncos).
   For the refusal check (`read`) labels count in coarse classes -- names, numbers, dates --
   because the small model often mistakes one name label for another ("Sri Lanka" as a
   PERSON); the answer prefers the exact label.
@@ -42,7 +46,7 @@ from typing import TYPE_CHECKING
 
 from bot.answering import nlp
 from bot.answering.dates import Period
-from bot.answering.question import LABELS, Question
+from bot.answering.question import LABELS, Question, step_up
 from index.lexical import stem, words
 
 if TYPE_CHECKING:
@@ -158,11 +162,15 @@ def _entities(question, pool, exact: frozenset[str], accepted: frozenset[str]) -
                 continue
             if question.kind == "number" and ent.label_ in TIMES and not _a_count(ent):
                 continue  # "Tuesday" is when, not how much
+            label = ent.label_
+            ent = _whole_name(ent)
             span = _trimmed(ent, asked)
             if span is None or _named_in(ent, question, proper):
                 continue  # the question's own words are not its answer
             distance = min((abs(ent.start_char - p) for p in anchors), default=len(doc.text))
-            if question.verb and _argument_of(ent.root, question.verb):
+            if question.kind == "organization" and label == "PERSON":
+                distance = len(doc.text)  # a person is never the company or team asked for
+            elif question.verb and _argument_of(ent.root, question.verb, question.via):
                 distance = -1  # "Sergey Shoigu ... ordered" for "Who ordered ...?"
             if question.focus and question.focus in {t.lemma_.lower() for t in ent}:
                 distance = -1  # "the Dnipro River" for "Which river ...?"
@@ -171,8 +179,8 @@ def _entities(question, pool, exact: frozenset[str], accepted: frozenset[str]) -
                     doc.text[span.start_char : span.end_char],
                     sentence,
                     position,
-                    ent.label_,
-                    ent.label_ in exact,
+                    label,
+                    label in exact,
                     distance,
                     span.start_char,
                     span.end_char,
@@ -192,8 +200,8 @@ def _trimmed(ent, asked: set[str]):
         if own:
             return set(own) <= asked
         # A word too common to weigh ("the", a quote mark) goes; a symbol or a number word
-        # ("$16 trillion", "one million") and a capitalised one ("New York") are the answer's.
-        return not (token.is_currency or token.like_num or token.text[:1].isupper())
+        # ("$16 trillion", "one million") and a name's ("New York") are the answer's.
+        return not (token.is_currency or token.like_num or token.pos_ == "PROPN")
 
     if all(given(t) for t in tokens):
         return None
@@ -232,16 +240,34 @@ def _a_count(ent) -> bool:
     return bool(counts) and not (len(ent) == 1 and YEAR.fullmatch(ent.text))
 
 
-def _argument_of(token, verb: str) -> bool:
+def _argument_of(token, verb: str, via: tuple[str, ...] = ()) -> bool:
     """Is `token` the subject or object of a `verb` (a lemma), directly or through a
-    preposition ("ordered by Shoigu")?"""
+    preposition ("ordered by Shoigu"), by way of the same nouns as the question's wh-phrase
+    (`via`): "approved the sale of the Denver Broncos ... from the Pat Bowlen Trust" answers
+    "approved the sale of which team" with the Broncos, not the trust?"""
+    path: list[str] = []
     for _ in range(3):
         if token.dep_ not in ARGUMENTS:
             return False
+        path += step_up(token)
         token = token.head
         if token.lemma_.lower() == verb:
-            return True
+            return tuple(path) == via
     return False
+
+
+def _whole_name(ent):
+    """The entity with the proper noun it is the first part of: the small model often tags
+    "Denver" in "the Denver Broncos" as the place alone."""
+    head = ent.root.head
+    if (
+        ent.root.dep_ == "compound"
+        and head.i == ent.end
+        and head.pos_ == "PROPN"
+        and head.ent_iob_ == "O"
+    ):
+        return ent.doc[ent.start : head.i + 1]
+    return ent
 
 
 def _anchors(text: str, asked: set[str]) -> list[int]:

@@ -108,6 +108,9 @@ class Question:
     asks: str | None = None  # the wh-clause as an indirect question: "which airline made..."
     clause: str | None = None  # the sentence with the wh-word, when there is a preamble
     verb: str | None = None  # the lemma of the verb the wh-phrase hangs from: "order", "say"
+    # What stands between the wh-phrase and `verb` (`step_up`): ("of", "sale") in "approved the
+    # sale of which team"
+    via: tuple[str, ...] = ()
     labels: frozenset[str] = field(default_factory=frozenset)
 
     @property
@@ -138,7 +141,7 @@ def analyze(question: str, asked_on: dt.date | None = None) -> Question:
     sentence = wh.sent
     kind, focus, subject = _kind(wh)
     topic = None
-    verb = _verb(wh)
+    verb, via = _verb(wh)
     if kind == "say":
         subject, topic = _say_parts(wh)
         verb = _say_verb(wh).lemma_.lower()
@@ -155,6 +158,7 @@ def analyze(question: str, asked_on: dt.date | None = None) -> Question:
         asks=_indirect(sentence, wh),
         clause=sentence.text.strip() if len(list(doc.sents)) > 1 else None,
         verb=verb,
+        via=via,
         labels=labels,
     )
 
@@ -313,18 +317,32 @@ def _say_parts(wh) -> tuple[str | None, str | None]:
     return speaker, topic
 
 
-def _verb(wh) -> str | None:
+def _verb(wh) -> tuple[str | None, tuple[str, ...]]:
     """The lemma of the nearest verb above the wh-phrase: "order" in "Who ordered ...",
-    "announce" in "Which airline announced a deal ..."."""
+    "announce" in "Which airline announced a deal ..."; and the nouns on the way up ("sale" in
+    "approved the sale of which team")."""
     token = wh.head if wh.dep_ == "det" else wh
+    via: list[str] = []
     for _ in range(3):
         head = token.head
         if head.pos_ == "VERB" and head.lemma_.lower() not in ("be", "do", "have"):
-            return head.lemma_.lower()
+            return head.lemma_.lower(), tuple(via)
         if head.i == token.i:
-            return None
+            break
+        via += step_up(token)
         token = head
-    return None
+    return None, ()
+
+
+def step_up(token) -> list[str]:
+    """What going from `token` up to its head passes on the way to a verb: a noun, and the
+    preposition that hangs from it ("of", "sale" from "the sale of X"); nothing for a
+    preposition of the verb itself ("ordered by X"), nor for an apposition, which names its
+    head again ("the Pentagon's Under Secretary ... Colin Kahl said")."""
+    head = token.head
+    if head.pos_ not in ("NOUN", "PROPN") or token.dep_ == "appos":
+        return []
+    return ([token.lower_] if token.pos_ == "ADP" else []) + [head.lemma_.lower()]
 
 
 def _span_text(token) -> str:
