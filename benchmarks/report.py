@@ -9,6 +9,7 @@ QUALITY_COLUMNS = (
     ("hit@5", "hit@5"),
     ("mrr@10", "MRR@10"),
     ("answer_accuracy", "answer acc"),
+    ("direct_accuracy", "direct acc"),
     ("refusal_accuracy", "refusal acc"),
     ("false_refusal_rate", "false refusals"),
     ("median_seconds", "median s/question"),

@@ -94,7 +94,9 @@ def test_eval_prints_the_table_and_writes_rows(indexed, run_main, workdir):
     assert "hit@1" in result.stdout and "refusal acc" in result.stdout
     rows = [json.loads(line) for line in out.read_text().splitlines()]
     assert [r["id"] for r in rows] == ["rtqa-1", "off-1"]
-    assert set(rows[0]) == {"id", "question", "answer", "cited", "retrieved", "refused", "seconds"}
+    assert set(rows[0]) == {
+        "id", "question", "answer", "cited", "retrieved", "refused", "direct", "seconds"
+    }  # fmt: skip
     assert rows[0]["cited"][0] == "drones.txt" and rows[1]["refused"] is True
 
 

@@ -201,6 +201,24 @@ def test_a_refusal_is_never_a_correct_answer():
     assert grade(items, [refusal | {"refused": False}], load_normalize())["answer_accuracy"] == 1.0
 
 
+def test_direct_answers_are_graded_by_their_first_phrase_alone():
+    items = [
+        {"id": f"q{i}", "question": "Which team?", "expected_answers": ["Denver Broncos"]}
+        for i in range(3)
+    ]
+    row = {"cited": ["a.txt"], "retrieved": [], "refused": False, "seconds": 0.1}
+    quotes = "\n  > The sale of the Denver Broncos was approved."
+    rows = [
+        row | {"answer": "Denver Broncos — 1 article" + quotes, "direct": ["Denver Broncos"]},
+        # the quotes hold the answer, the phrase shown first does not
+        row | {"answer": "Pat Bowlen Trust — 1 article" + quotes, "direct": ["Pat Bowlen Trust"]},
+        row | {"answer": quotes.strip(), "direct": []},  # quotes only: no phrase to grade
+    ]
+    figures = grade(items, rows, load_normalize())
+    assert figures["answer_accuracy"] == 1.0
+    assert figures["direct"] == 2 and figures["direct_accuracy"] == 0.5
+
+
 def test_error_rows_are_counted_and_left_out_of_the_figures():
     items = [{"id": "a", "question": "q", "expect_refusal": True}, {"id": "b", "question": "q"}]
     rows = [

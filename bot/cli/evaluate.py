@@ -9,6 +9,10 @@ sets (`eval/README.md` of the shared evaluation data):
   first 800 characters, over items with `expected_answers` (a refusal is never a correct
   answer, whatever words its explanation shares with the expected one);
 - refusal accuracy over `expect_refusal` items; false-refusal rate over the answerable ones;
+- direct answers: over items with `expected_answers` that were answered with a direct answer
+  phrase ("Denver Broncos — 2 articles"), how many (`direct`) and the share whose first phrase
+  contains a normalized expected answer (`direct acc`) -- the phrase a reader sees first, which
+  answer accuracy does not isolate (the quotes under it may hold the answer anyway);
 - median seconds per answer (warm: the model is loaded before the clock starts).
 
 Items are grouped into sets by their id prefix (`rtqa-`, `polnear-`, `seeds-`, `off-`; an item
@@ -184,7 +188,7 @@ def grade(items: list[dict], rows: list[dict], normalize: Callable[[str], str]) 
     are counted as errors and left out of every other figure."""
     hit1 = hit5 = rr = 0.0
     with_files = answerable = correct = refusals_expected = refused_right = 0
-    false_refusals = errors = graded = 0
+    false_refusals = errors = graded = direct = direct_right = 0
     seconds = []
     for item, row in zip(items, rows, strict=True):
         if row.get("error"):
@@ -211,6 +215,10 @@ def grade(items: list[dict], rows: list[dict], normalize: Callable[[str], str]) 
             correct += not row["refused"] and any(
                 normalize(e) in shown for e in item["expected_answers"]
             )
+            if row.get("direct") and not row["refused"]:
+                direct += 1
+                phrase = normalize(row["direct"][0])
+                direct_right += any(normalize(e) in phrase for e in item["expected_answers"])
     answerable_items = graded - refusals_expected
 
     def share(count, total):
@@ -223,6 +231,8 @@ def grade(items: list[dict], rows: list[dict], normalize: Callable[[str], str]) 
         "hit@5": share(hit5, with_files),
         "mrr@10": share(rr, with_files),
         "answer_accuracy": share(correct, answerable),
+        "direct": direct,
+        "direct_accuracy": share(direct_right, direct),
         "refusal_accuracy": share(refused_right, refusals_expected),
         "false_refusal_rate": share(false_refusals, answerable_items),
         "median_seconds": round(statistics.median(seconds), 4) if seconds else None,
@@ -302,6 +312,7 @@ def _answer_all(settings, entries: list[QuestionLine], sink: IO[str] | None, nam
             "cited": [],
             "retrieved": [],
             "refused": False,
+            "direct": [],
             "seconds": 0.0,
         }
         if entry.problem:
@@ -332,6 +343,7 @@ def _answer_all(settings, entries: list[QuestionLine], sink: IO[str] | None, nam
                     "cited": answer.sources,
                     "retrieved": answer.retrieved,
                     "refused": answer.refused,
+                    "direct": [d.text for d in answer.direct],
                     "seconds": round(time.perf_counter() - started, 4),
                 }
             if "error" in row:
@@ -376,6 +388,8 @@ def format_table(table: dict[str, dict]) -> str:
         "hit@5",
         "mrr@10",
         "answer_accuracy",
+        "direct",
+        "direct_accuracy",
         "refusal_accuracy",
         "false_refusal_rate",
         "median_seconds",
@@ -388,6 +402,8 @@ def format_table(table: dict[str, dict]) -> str:
         "hit@5",
         "MRR@10",
         "answer acc",
+        "direct",
+        "direct acc",
         "refusal acc",
         "false refusals",
         "median s",
