@@ -36,6 +36,9 @@ ASKED = dt.date(2022, 7, 28)  # a Thursday
         ("What did the images show?", "open", None),
         ("Why were some SUVs recalled?", "open", None),
         ("How did the market react?", "open", None),
+        # the wh-word of the main clause, not of a clause inside it
+        ("Which city did Stoltenberg visit when he spoke to Sky News?", "place", "city"),
+        ("What is the name of the Sky News reporter who interviewed him?", "person", "reporter"),
     ],
 )
 def test_kind_and_focus(question, kind, focus):
@@ -53,6 +56,30 @@ def test_who_is_a_person_asks_for_a_role_but_who_is_a_title_asks_for_a_person():
     assert (job.kind, job.subject) == ("role", "Sergey Shoigu")
     title = analyze("Who is the Pentagon's Under Secretary of Defense for Policy?")
     assert title.kind == "person"
+
+
+@pytest.mark.parametrize(
+    ("question", "role", "of"),
+    [
+        ("Who is the Ukrainian defence minister?", "minister", ("ukrainian",)),
+        ("Who is the NATO Secretary General?", "general", ()),
+        ("Who is the Sky News reporter?", "reporter", ()),
+        ("What is the name of the Sky News reporter who interviewed him?", "reporter", ()),
+        # a which-question's verb says who is meant: "Adele will launch a residency"
+        ("Which popular singer will launch a Las Vegas residency?", None, ()),
+        ("Who ordered the withdrawal?", None, ()),
+        ("Which airline announced a deal?", None, ()),
+    ],
+)
+def test_the_office_a_person_question_asks_about(question, role, of):
+    asked = analyze(question)
+    assert (asked.role, asked.role_of) == (role, of)
+
+
+def test_how_many_counts_and_its_noun_is_part_of_the_wh_phrase():
+    asked = analyze("How many Russian troops are stationed in Kherson?")
+    assert (asked.counts, asked.focus, asked.verb, asked.via) == (True, "troop", "station", ())
+    assert not analyze("How much cash did Russia give Iran?").counts
 
 
 def test_what_did_x_say_about_y():

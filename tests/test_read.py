@@ -188,6 +188,62 @@ def test_the_answer_is_of_the_asked_kind_and_not_the_questions_own(question, tex
     assert [a.text for a in reading.answers][:1] == [expected]
 
 
+def test_an_office_is_answered_by_who_is_named_as_holding_it():
+    articles = [
+        sentence(
+            "His comments come after Russian Defense Minister Sergey Shoigu ordered a withdrawal.",
+            relevance=5,
+        ),
+        sentence(
+            "NATO Secretary General Jens Stoltenberg told CNN on Wednesday that the support "
+            "provided to Ukraine is successful.",
+            "b.txt",
+            relevance=4.5,
+        ),
+        sentence("Stoltenberg met Prime Minister Rishi Sunak in London.", "c.txt", relevance=4),
+    ]
+    secretary = read("Who is the NATO Secretary General?", articles)
+    assert [a.text for a in secretary.answers][:1] == ["Jens Stoltenberg"]
+    # the Russian minister is not the Ukrainian one; no one here is named a reporter
+    for question in ("Who is the Ukrainian defence minister?", "Who is the Sky News reporter?"):
+        reading = read(question, articles)
+        assert reading.answers == [], question
+
+
+def test_when_is_the_date_of_the_clause_about_who_is_asked():
+    reading = read(
+        "When did Colin Kahl make his casualty remarks?",
+        [
+            sentence(
+                "On Tuesday, the Pentagon's Under Secretary of Defense for Policy Colin Kahl "
+                "said that Russia has suffered tens of thousands of casualties since the war "
+                "began in February.",
+                relevance=6,
+            )
+        ],
+    )
+    assert reading.answers[0].text == "Tuesday"
+
+
+@pytest.mark.parametrize(
+    ("question", "text"),
+    [
+        # a share is no count
+        (
+            "How many Russian soldiers have been killed in Ukraine?",
+            "Russia has dedicated around 80% of their land forces to Ukraine.",
+        ),
+        # and a number of directions is no number of troops
+        (
+            "How many Russian troops are stationed in Kherson?",
+            "Ukrainian forces have made advances toward Kherson city from two directions.",
+        ),
+    ],
+)
+def test_how_many_asks_for_a_count_of_the_asked_thing(question, text):
+    assert read(question, [sentence(text, relevance=4)]).answers == []
+
+
 def test_a_person_is_never_the_team_asked_for():
     reading = read(
         "Which team won the 2022 NHL Stanley Cup Finals?",

@@ -18,9 +18,14 @@ question asks (`question`):
   is one of its capitalised words, its initials one of its acronyms ("the US"), or it
   modifies such a word ("US" in "US House Speaker Pelosi"); a common word of the question does
   not ("cities" is not "Mexico City"). How many / how much is a count, not a day ("Tuesday");
-  a person is never the company or team asked for. "In the asked relation" means an argument
-  of the question's verb reached through the same nouns and prepositions as the wh-phrase
-  ("approved the sale of which team": the sale *of* the Broncos, not *from* the trust); a
+  how many is not a share or a sum, nor a number of something else ("two directions" for how
+  many troops); a person is never the company or team asked for. "In the asked relation"
+  means an argument of the question's verb in the same slot (subject, object), reached
+  through the same nouns and prepositions as the wh-phrase ("approved the sale of which
+  team": the sale *of* the Broncos, not *from* the trust); for "when", a date of the clause
+  whose subject the question names ("On Tuesday, ... Kahl said ... since the war began in
+  February": Tuesday). "Who is the X?" states only a person named as holding the office X, of
+  the nationality asked ("Russian Defense Minister Sergey Shoigu" is not the Ukrainian one). A
   place the small model tags alone in a longer name is read with it ("Denver" Broncos).
   For the refusal check (`read`) labels count in coarse classes -- names, numbers, dates --
   because the small model often mistakes one name label for another ("Sri Lanka" as a
@@ -46,7 +51,7 @@ from typing import TYPE_CHECKING
 
 from bot.answering import nlp
 from bot.answering.dates import Period
-from bot.answering.question import LABELS, Question, step_up
+from bot.answering.question import LABELS, Question, is_place_word, slot_of, step_up
 from index.lexical import stem, words
 
 if TYPE_CHECKING:
@@ -162,6 +167,8 @@ def _entities(question, pool, exact: frozenset[str], accepted: frozenset[str]) -
                 continue
             if question.kind == "number" and ent.label_ in TIMES and not _a_count(ent):
                 continue  # "Tuesday" is when, not how much
+            if question.counts and ent.label_ in ("PERCENT", "MONEY"):
+                continue  # "how many" is a count, not a share or a sum
             label = ent.label_
             ent = _whole_name(ent)
             span = _trimmed(ent, asked)
@@ -170,17 +177,27 @@ def _entities(question, pool, exact: frozenset[str], accepted: frozenset[str]) -
             distance = min((abs(ent.start_char - p) for p in anchors), default=len(doc.text))
             if question.kind == "organization" and label == "PERSON":
                 distance = len(doc.text)  # a person is never the company or team asked for
-            elif question.verb and _argument_of(ent.root, question.verb, question.via):
+            elif question.verb and _argument_of(ent.root, question):
                 distance = -1  # "Sergey Shoigu ... ordered" for "Who ordered ...?"
+            elif question.kind == "date" and _in_clause_of(ent.root, proper):
+                distance = -1  # "On Tuesday, ... Colin Kahl said" for "When did Kahl speak?"
             if question.focus and question.focus in {t.lemma_.lower() for t in ent}:
                 distance = -1  # "the Dnipro River" for "Which river ...?"
+            stated = label in exact and not _counts_another(ent, question)
+            if question.role:
+                # "Who is the Ukrainian defence minister?": a person named as holding the
+                # office, or in the asked relation -- not one who merely stands near by
+                holds = _holds_role(ent, question)
+                if holds is not None:
+                    distance = -1 if holds else len(doc.text)
+                stated = stated and distance < 0
             candidates.append(
                 _Candidate(
                     doc.text[span.start_char : span.end_char],
                     sentence,
                     position,
                     label,
-                    label in exact,
+                    stated,
                     distance,
                     span.start_char,
                     span.end_char,
@@ -240,20 +257,69 @@ def _a_count(ent) -> bool:
     return bool(counts) and not (len(ent) == 1 and YEAR.fullmatch(ent.text))
 
 
-def _argument_of(token, verb: str, via: tuple[str, ...] = ()) -> bool:
-    """Is `token` the subject or object of a `verb` (a lemma), directly or through a
-    preposition ("ordered by Shoigu"), by way of the same nouns as the question's wh-phrase
-    (`via`): "approved the sale of the Denver Broncos ... from the Pat Bowlen Trust" answers
-    "approved the sale of which team" with the Broncos, not the trust?"""
+def _argument_of(token, question: Question) -> bool:
+    """Does `token` stand where the question's wh-phrase stands: an argument of its verb,
+    directly or through a preposition ("ordered by Shoigu"), in the same slot (the subject of
+    "Which journalist met him?" is not the one met), by way of the same nouns (`via`): "approved
+    the sale of the Denver Broncos ... from the Pat Bowlen Trust" answers "approved the sale of
+    which team" with the Broncos, not the trust?"""
     path: list[str] = []
     for _ in range(3):
         if token.dep_ not in ARGUMENTS:
             return False
         path += step_up(token)
-        token = token.head
-        if token.lemma_.lower() == verb:
-            return tuple(path) == via
+        below, token = token, token.head
+        if token.lemma_.lower() == question.verb:
+            slot = slot_of(below)
+            clash = question.slot and slot and slot != question.slot
+            return tuple(path) == question.via and not clash
     return False
+
+
+def _counts_another(ent, question: Question) -> bool:
+    """ "two directions" for "how many troops": a number that counts some other thing."""
+    if not (question.counts and question.focus) or ent.root.dep_ != "nummod":
+        return False
+    counted = ent.root.head
+    return counted.pos_ == "NOUN" and counted.lemma_.lower() != question.focus
+
+
+def _in_clause_of(token, proper: set[str]) -> bool:
+    """Does `token` hang from a verb whose subject the question names? ("On Tuesday, the
+    Pentagon's ... Colin Kahl said that ... since the war began in February": Tuesday is when
+    Kahl spoke, February when the war began.)"""
+    for _ in range(4):
+        if token.head.i == token.i:
+            return False
+        token = token.head
+        if token.pos_ in ("VERB", "AUX"):
+            subjects = [c for c in token.children if c.dep_ in ("nsubj", "nsubjpass")]
+            return any(
+                stem(t.lower_) in proper and not t.is_stop for s in subjects for t in s.subtree
+            )
+    return False
+
+
+def _holds_role(ent, question: Question) -> bool | None:
+    """Is the entity named as holding `question.role` ("NATO Secretary General Jens
+    Stoltenberg", "Colin Kahl, the Under Secretary ...")? True, and when the question says
+    whose office (`role_of`, "Ukrainian") the title must say so too; False when its title is
+    of another nationality or place ("Russian Defense Minister" for the Ukrainian one); None
+    when its sentence does not say ("Prime Minister Rishi Sunak" for the Ukrainian defence
+    minister: no more than a minister)."""
+    doc = ent.doc
+    spans = [
+        span
+        for span in (_title_before(doc, ent[0], ent[-1]), _apposition(ent[-1]))
+        if span is not None
+    ]
+    title = [t for t in doc if any(a <= t.idx < b for a, b in spans)]
+    places = {t.lower_ for t in title if is_place_word(t)}
+    if question.role_of and places and not places & set(question.role_of):
+        return False
+    if question.role_of and not places:
+        return None
+    return True if any(t.lemma_.lower() == question.role for t in title) else None
 
 
 def _whole_name(ent):

@@ -20,6 +20,14 @@ Constraints:
   asking day ("this week", "on Tuesday") or absolute ("in June 2022");
 - `names`: the people, organisations, places... the question names (an answer is not one of
   them: "Which airline agreed to buy Spirit Airlines?" is not answered by "Spirit Airlines");
+- `role`: the office a "who is the X?" question asks about ("who is the Ukrainian defence
+  *minister*"), and the nationality or place it is of (`role_of`: "ukrainian"): an answer
+  should be named as holding it, not merely stand near the question's words, and a "Russian
+  Defense Minister" does not answer for the Ukrainian one;
+- `counts`: "how many" asks for a count, not a sum or a share.
+
+The wh-word is the one of the main clause: "Which city did he visit *when* he spoke ...?" asks
+for a city, and "the reporter *who* interviewed him" qualifies the reporter asked about.
 
 The focus-noun lexicon below is the one list of words here; everything else comes from the
 parse. It maps the nouns a wh-word most often asks about to a kind, the way answer-type
@@ -111,6 +119,10 @@ class Question:
     # What stands between the wh-phrase and `verb` (`step_up`): ("of", "sale") in "approved the
     # sale of which team"
     via: tuple[str, ...] = ()
+    slot: str | None = None  # the wh-phrase as `verb`'s "subject" or "object" (`slot_of`)
+    role: str | None = None  # the office a person question asks about: "minister"
+    role_of: tuple[str, ...] = ()  # the nationality or place it is of: ("ukrainian",)
+    counts: bool = False  # "how many"
     labels: frozenset[str] = field(default_factory=frozenset)
 
     @property
@@ -141,11 +153,12 @@ def analyze(question: str, asked_on: dt.date | None = None) -> Question:
     sentence = wh.sent
     kind, focus, subject = _kind(wh)
     topic = None
-    verb, via = _verb(wh)
+    verb, via, slot = _verb(wh)
     if kind == "say":
         subject, topic = _say_parts(wh)
         verb = _say_verb(wh).lemma_.lower()
     labels = LABELS.get(kind, frozenset())
+    role, role_of = _role(wh, kind, focus)
     return Question(
         question,
         kind=kind,
@@ -159,6 +172,10 @@ def analyze(question: str, asked_on: dt.date | None = None) -> Question:
         clause=sentence.text.strip() if len(list(doc.sents)) > 1 else None,
         verb=verb,
         via=via,
+        slot=slot,
+        role=role,
+        role_of=role_of,
+        counts=wh.lower_ == "how" and following_word(wh) == "many",
         labels=labels,
     )
 
@@ -173,9 +190,60 @@ def _period(doc, question: str, asked_on: dt.date | None) -> Period | None:
 
 
 def _wh_token(doc):
-    """The wh-word the question turns on: in the last sentence that has one."""
+    """The wh-word the question turns on: in the last sentence that has one, the first of its
+    main clause (not "when he spoke", not "the reporter who interviewed him")."""
     candidates = [t for t in doc if t.tag_ in WH_TAGS and t.lower_ != "that"]
-    return candidates[-1] if candidates else None
+    if not candidates:
+        return None
+    own = [t for t in candidates if t.sent == candidates[-1].sent]
+    main = [t for t in own if not _subordinate(t)]
+    return main[0] if main else own[-1]
+
+
+def _subordinate(token) -> bool:
+    """Does `token` stand in a relative or adverbial clause?"""
+    while token.head.i != token.i:
+        if token.dep_ in ("relcl", "advcl"):
+            return True
+        token = token.head
+    return False
+
+
+def following_word(token) -> str | None:
+    return token.doc[token.i + 1].lower_ if token.i + 1 < len(token.doc) else None
+
+
+def _role(wh, kind: str, focus: str | None) -> tuple[str | None, tuple[str, ...]]:
+    """The office a "who is the X?" question asks about and the nationality or place
+    qualifying it: "who is the Ukrainian defence minister" -> ("minister", ("ukrainian",)).
+    Only there: in "which popular singer will launch a residency" the verb says who is meant,
+    and an article rarely calls Adele a singer in the sentence that says so."""
+    if kind != "person":
+        return None, ()
+    token = _copular_noun(wh)
+    if token is None:
+        return None, ()
+    places = [
+        t.lower_
+        for t in token.subtree
+        if t.i < token.i and t.dep_ in ("amod", "compound") and is_place_word(t)
+    ]
+    return token.lemma_.lower(), tuple(places)
+
+
+def is_place_word(token) -> bool:
+    """A nationality or a place: "Ukrainian", "US", "British"."""
+    return token.ent_type_ in ("NORP", "GPE") or (token.pos_ == "ADJ" and token.is_title)
+
+
+def _copular_noun(wh):
+    """ "minister" in "who is the Ukrainian defence minister?"."""
+    if wh.head.lemma_ != "be":
+        return None
+    for child in wh.head.children:
+        if child.i != wh.i and child.dep_ in ("nsubj", "attr") and child.pos_ in ("NOUN", "PROPN"):
+            return _named_one(child)  # "what is the name of the reporter ...?"
+    return None
 
 
 def _kind(wh) -> tuple[str, str | None, str | None]:
@@ -235,11 +303,20 @@ def _focus_token(wh):
     if wh.dep_ in ("attr", "nsubj") and wh.head.lemma_ == "be":
         subjects = [c for c in wh.head.children if c.dep_ in ("nsubj", "attr") and c.i != wh.i]
         if subjects and subjects[0].pos_ == "NOUN":
-            return subjects[0]
+            return _named_one(subjects[0])
     noun = _noun_after(wh)
     if noun is not None:
         return next(t for t in reversed(wh.doc[wh.i + 1 :]) if t.lemma_.lower() == noun)
     return None
+
+
+def _named_one(noun):
+    """ "What is the name of the reporter ...": the reporter is asked about."""
+    if noun.lemma_.lower() != "name":
+        return noun
+    of = [c for c in noun.children if c.dep_ == "prep" and c.lower_ == "of"]
+    objects = [c for c in of[0].children if c.dep_ == "pobj"] if of else []
+    return objects[0] if objects else noun
 
 
 def _noun_after(token) -> str | None:
@@ -317,21 +394,43 @@ def _say_parts(wh) -> tuple[str | None, str | None]:
     return speaker, topic
 
 
-def _verb(wh) -> tuple[str | None, tuple[str, ...]]:
+def _verb(wh) -> tuple[str | None, tuple[str, ...], str | None]:
     """The lemma of the nearest verb above the wh-phrase: "order" in "Who ordered ...",
-    "announce" in "Which airline announced a deal ..."; and the nouns on the way up ("sale" in
-    "approved the sale of which team")."""
-    token = wh.head if wh.dep_ == "det" else wh
+    "announce" in "Which airline announced a deal ..."; the nouns on the way up ("sale" in
+    "approved the sale of which team"); and whether the phrase is its subject or object."""
+    token = _wh_phrase(wh)
     via: list[str] = []
     for _ in range(3):
         head = token.head
         if head.pos_ == "VERB" and head.lemma_.lower() not in ("be", "do", "have"):
-            return head.lemma_.lower(), tuple(via)
+            return head.lemma_.lower(), tuple(via), slot_of(token)
         if head.i == token.i:
             break
         via += step_up(token)
         token = head
-    return None, ()
+    return None, (), None
+
+
+def slot_of(token) -> str | None:
+    """`token` as the subject or the object of the verb it hangs from: "Shoigu ordered" and
+    "ordered by Shoigu" are the subject; "ordered a withdrawal" and "a withdrawal was
+    ordered" the object; None for anything else."""
+    if token.dep_ in ("nsubj", "agent"):
+        return "subject"
+    if token.dep_ in ("dobj", "nsubjpass"):
+        return "object"
+    return None
+
+
+def _wh_phrase(wh):
+    """The head of the wh-phrase: "airline" in "which airline", "troops" in "how many
+    troops"."""
+    if wh.dep_ == "det":
+        return wh.head
+    quantity = wh.head
+    if quantity.lower_ in ("many", "much") and quantity.head.pos_ in ("NOUN", "PROPN"):
+        return quantity.head
+    return wh
 
 
 def step_up(token) -> list[str]:
