@@ -46,6 +46,16 @@ def test_a_name_no_article_has_closes_it_and_is_named(retriever):
     assert closed(gate_of(retriever), retriever, question) == Closed("Zorblax Quinterra")
 
 
+def test_a_country_is_known_by_its_other_names():
+    from types import SimpleNamespace
+
+    vocab = {w: 1 for w in words("The UK will send tents to Ukraine, British officials said.")}
+    gate = Gate(POLICY, SimpleNamespace(vocab=vocab), "model")
+    assert gate.unknown_name(analyze("What is Britain sending to Ukraine?")) is None
+    assert gate.unknown_name(analyze("What is Zorblax sending?")) == "Zorblax"
+    assert gate.unknown_name(analyze("What is France sending?")) == "France"
+
+
 def test_a_question_the_chunks_hardly_cover_closes_it(retriever):
     assert closed(gate_of(retriever), retriever, "How do I bake sourdough bread?") == Closed()
 
