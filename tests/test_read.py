@@ -244,6 +244,31 @@ def test_how_many_asks_for_a_count_of_the_asked_thing(question, text):
     assert read(question, [sentence(text, relevance=4)]).answers == []
 
 
+def test_a_place_the_model_takes_for_a_person_is_not_who_is_asked_for():
+    reading = read(
+        "Who said the support provided to Ukraine is successful?",
+        [
+            # en_core_web_sm tags Kherson a PERSON here ...
+            sentence(
+                "NATO Secretary General Jens Stoltenberg told CNN on Wednesday that a partial "
+                "Russian withdrawal from Kherson shows that support provided by the military "
+                "alliance to Ukraine is successful.",
+                relevance=6,
+            ),
+            # ... and a place where the other articles name it
+            sentence(
+                "Ukrainian forces advanced toward the city of Kherson.", "b.txt", relevance=-4
+            ),
+            sentence(
+                "Moscow ordered its troops to withdraw from the key southern city of Kherson.",
+                "c.txt",
+                relevance=-5,
+            ),
+        ],
+    )
+    assert [a.text for a in reading.answers] == ["Jens Stoltenberg"]
+
+
 def test_a_person_is_never_the_team_asked_for():
     reading = read(
         "Which team won the 2022 NHL Stanley Cup Finals?",

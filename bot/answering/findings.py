@@ -46,7 +46,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
 from bot.answering import nlp
@@ -77,6 +77,7 @@ ARGUMENTS = frozenset({"nsubj", "nsubjpass", "dobj", "pobj", "agent", "attr", "p
 # a question about a person needs a person (or a name in the asked relation), not any name.
 EVIDENCE: dict[str, frozenset[str]] = {"person": frozenset({"PERSON"})}
 AGREE_LOGITS = 1.0  # another article's answer is shown when its sentence reads this close
+UNLINKED_LOGITS = 3.0  # an answer only near the question's words: its sentence this close
 MAX_ANSWERS = 3
 ROLE_SENTENCES = 4  # sentences naming the subject that are parsed for a title
 TITLE_TAGS = frozenset({"NNP", "NNPS", "NN", "JJ", "POS", "HYPH"})
@@ -91,6 +92,8 @@ CALENDAR = frozenset(
 ORDINALS = frozenset(
     """first second third fourth fifth sixth seventh eighth ninth tenth eleventh twelfth""".split()
 )
+PLACES = frozenset({"GPE", "LOC", "FAC"})
+LABEL_VOTES = 3  # other sentences parsed to check a one-word PERSON is not a place
 MODIFIERS = frozenset({"compound", "nmod", "amod", "poss"})
 _ACRONYM = re.compile(r"\b[A-Z]{2,}\b")
 YEAR = re.compile(r"(1[89]|20)\d\d")
@@ -142,6 +145,7 @@ def find(question: Question, pool: Sequence[Sentence], ranked: Sequence[Sentence
         return Found(answers, bool(answers))
     if question.kind in COARSE:
         candidates = _entities(question, pool, LABELS[question.kind], COARSE[question.kind])
+        candidates = _places_as_people(candidates, ranked, LABELS[question.kind])
         evidence = EVIDENCE.get(question.kind, COARSE[question.kind])
         return Found(
             _agreeing(candidates, pool),
@@ -204,6 +208,42 @@ def _entities(question, pool, exact: frozenset[str], accepted: frozenset[str]) -
                 )
             )
     return candidates
+
+
+def _places_as_people(candidates: list, ranked: Sequence[Sentence], exact) -> list:
+    """One-word PERSON candidates that the model tags a place where else the retrieved
+    sentences name them, relabelled as places: "a partial Russian withdrawal from Kherson"
+    gave a PERSON, "the key southern city of Kherson" a GPE. At most `LABEL_VOTES` other
+    sentences are parsed to ask."""
+    single = {c.text for c in candidates if c.label == "PERSON" and _WORD.fullmatch(c.text)}
+    if not single:
+        return candidates
+    own = {id(c.sentence) for c in candidates}
+    others = [s for s in ranked if id(s) not in own and any(_names(s.text, w) for w in single)][
+        :LABEL_VOTES
+    ]
+    votes: dict[str, list[str]] = {w: [] for w in single}
+    for doc in nlp.parse_all([s.text for s in others]):
+        for ent in doc.ents:
+            if ent.text in votes:
+                votes[ent.text].append(ent.label_)
+    places = {
+        w
+        for w, labels in votes.items()
+        if sum(label in PLACES for label in labels) > labels.count("PERSON")
+    }
+    if not places:
+        return candidates
+    relabelled = []
+    for c in candidates:
+        if c.text in places and c.label == "PERSON":
+            c = replace(c, label="GPE", exact="GPE" in exact)
+        relabelled.append(c)
+    return relabelled
+
+
+def _names(text: str, word: str) -> bool:
+    return re.search(rf"\b{re.escape(word)}\b", text) is not None
 
 
 def _trimmed(ent, asked: set[str]):
@@ -345,9 +385,19 @@ def _agreeing(candidates: list[_Candidate], pool) -> list[Finding]:
     """The best candidate and the answers of other articles that read nearly as well, each
     with every article of the pool that gives it. A near label (a person for "which country")
     is stated as the answer only when it stands in the asked relation ("Stoltenberg told
-    CNN's Amanpour" for "Who did Stoltenberg tell ...?": CNN)."""
+    CNN's Amanpour" for "Who did Stoltenberg tell ...?": CNN). One that stands only near the
+    question's words is stated from a sentence that reads nearly as well as the best one
+    (`UNLINKED_LOGITS`): far below it, the nearest name is a guess ("... during a trip to
+    London, where he met with Prime Minister Rishi Sunak" for "Who interviewed Stoltenberg
+    for CNN?")."""
+    top = max((_relevance(s) for s in pool), default=0.0)
     ordered = sorted(
-        (c for c in candidates if c.rank < 3), key=lambda c: (c.position, c.rank, c.distance)
+        (
+            c
+            for c in candidates
+            if c.rank < 2 or (c.rank == 2 and _relevance(c.sentence) >= top - UNLINKED_LOGITS)
+        ),
+        key=lambda c: (c.position, c.rank, c.distance),
     )
     if not ordered:
         return []
