@@ -50,7 +50,7 @@ def test_about_a_new_topic_keeps_the_speaker(follow_up):
 
 def test_any_other_follow_up_keeps_the_earlier_words_in_play():
     turn = condense("and in Kherson?", asked("How many drones did Iran send?"))
-    assert turn.standalone == "and in Kherson? (How many drones did Iran send?)"
+    assert turn.standalone == "How many drones did Iran send? And in Kherson?"
     assert "drone" in " ".join(turn.extra_words) and "iran" in turn.extra_words
     assert "kherson" not in turn.extra_words
 

@@ -11,8 +11,11 @@ question of `history` (its standalone form, if it had one):
   or "who is X?" (`role_subject`) -- is "What did X say (about Y)?";
 - another question with "he"/"she" in it: the first "he"/"she" becomes X;
 - "and about Z?" after "what did X say about Y?" is "What did X say about Z?";
-- any other follow-up ("and in Kherson?"): the question with the earlier one in brackets, and
-  the earlier one's words (`Turn.extra_words`) added to what retrieval looks for.
+- any other follow-up ("and in Kherson?", "when was that?"): the earlier question, then this
+  one ("Who ordered the withdrawal? When was that?"), and the earlier one's words
+  (`Turn.extra_words`) added to what retrieval looks for. The follow-up comes last because
+  the last sentence with a wh-word says what is asked (`question.analyze`): "when" here, and
+  "how many" still for "How many drones did Iran send? And in Kherson?".
 
 A "what did he say" with no one named before keeps its pronoun as the speaker; the answerer
 refuses it (who is "he"?).
@@ -88,7 +91,11 @@ def condense(question: str, history: Sequence[Answer]) -> Turn:
         return Turn(f"What did {prev_speaker} say about {new}?", prev_speaker, new)
     # Any other follow-up ("and in Kherson?"): the earlier question's words stay in play.
     extra = [w for w in words(previous) if w not in set(words(question))]
-    return Turn(f"{question} ({previous})", speaker or prev_speaker, topic, extra)
+    earlier = previous.strip()
+    if not earlier.endswith(("?", ".", "!")):
+        earlier += "?"
+    now = question.strip()
+    return Turn(f"{earlier} {now[:1].upper()}{now[1:]}", speaker or prev_speaker, topic, extra)
 
 
 def role_subject(question: str) -> str | None:
