@@ -155,7 +155,7 @@ def test_off_corpus_question_is_refused_without_quotes(answerer):
     answer = answerer.answer("How do I reverse a list in Python?")
     assert answer.refused
     assert answer.quotes == [] and answer.sources == []
-    assert answer.text == "None of the 3 articles indexed mentions Python."
+    assert answer.text == "None of the 3 articles indexed mentions “Python”."
 
 
 def test_unknown_speaker_is_refused(answerer):

@@ -56,6 +56,15 @@ def test_a_country_is_known_by_its_other_names():
     assert gate.unknown_name(analyze("What is France sending?")) == "France"
 
 
+def test_a_name_is_known_by_its_capitalised_words():
+    from types import SimpleNamespace
+
+    vocab = {w: 1 for w in words("Russia has suffered casualties since the war began.")}
+    gate = Gate(POLICY, SimpleNamespace(vocab=vocab), "model")
+    question = analyze("How many casualties were there in the Iraq war?")
+    assert gate.unknown_name(question) == "the Iraq war"
+
+
 def test_a_question_the_chunks_hardly_cover_closes_it(retriever):
     assert closed(gate_of(retriever), retriever, "How do I bake sourdough bread?") == Closed()
 

@@ -1154,7 +1154,7 @@ async def test_index_updates_reach_the_running_bot_and_no_question_fails(
     alice, admin = Chat(api, 101, ALICE), Chat(api, 900, ADMIN)
     async with running(api, answerer, **values):
         [before] = await alice.say("What did Aino Virtanen say about the barley harvest?")
-        assert before == "None of the 3 articles indexed mentions Aino Virtanen."
+        assert before == "None of the 3 articles indexed mentions “Aino Virtanen”."
 
         # /reindex while questions keep coming: every question gets a real answer.
         (settings.corpus_dir / "003_barley.txt").write_text(ARTICLE_NEW, encoding="utf-8")

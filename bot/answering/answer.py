@@ -221,7 +221,7 @@ class Answerer:
             reason = None
             if closed.name:
                 count = articles(self.stats().articles)
-                reason = f"None of the {count} indexed mentions {closed.name}."
+                reason = f"None of the {count} indexed mentions “{closed.name}”."
             return self._refusal(question, turn, hits, reason)
         reading = self._read(asked, turn, top, asks)  # 5
         if reading.refused:

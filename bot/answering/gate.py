@@ -99,7 +99,9 @@ class Gate:
         """A name of the question that no indexed article has a word of ("Zorblax")."""
         vocab = self.bm25.vocab
         for name in asked.names:
-            name_words = words(name)
+            # Its capitalised words name it: "the Iraq war" is not known for "war" alone.
+            capitalised = [w for part in name.split() if part[:1].isupper() for w in words(part)]
+            name_words = capitalised or words(name)
             if not name_words or any(w in vocab for w in name_words):
                 continue
             if not any(w in vocab for alias in aliases(name) for w in words(alias)):

@@ -30,7 +30,11 @@ def refusal_text(articles: int) -> str:
 def short_title(title: str | None) -> str | None:
     if not title:
         return None
-    return title if len(title) <= TITLE_CHARS else title[: TITLE_CHARS - 1].rstrip() + "…"
+    if len(title) <= TITLE_CHARS:
+        return title
+    cut = title[: TITLE_CHARS - 1]
+    space = cut.rfind(" ")  # at a word's end: "too soon for conclusions", not "conclusion…"
+    return (cut[:space] if space > TITLE_CHARS // 2 else cut).rstrip(" ,;:–—-") + "…"
 
 
 def source_label(source: str, title: str | None, date: str | None) -> str:
