@@ -65,6 +65,8 @@ def test_who_is_a_person_asks_for_a_role_but_who_is_a_title_asks_for_a_person():
         ("Who is the NATO Secretary General?", "general", ()),
         ("Who is the Sky News reporter?", "reporter", ()),
         ("What is the name of the Sky News reporter who interviewed him?", "reporter", ()),
+        ("Who is America's defense secretary?", "secretary", ("america",)),
+        ("Who is the foreign minister of Russia?", "minister", ("russia",)),
         # a which-question's verb says who is meant: "Adele will launch a residency"
         ("Which popular singer will launch a Las Vegas residency?", None, ()),
         ("Who ordered the withdrawal?", None, ()),

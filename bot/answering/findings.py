@@ -51,7 +51,14 @@ from typing import TYPE_CHECKING
 
 from bot.answering import nlp
 from bot.answering.dates import Period
-from bot.answering.question import LABELS, Question, is_place_word, slot_of, step_up
+from bot.answering.question import (
+    LABELS,
+    Question,
+    is_place_word,
+    same_place,
+    slot_of,
+    step_up,
+)
 from index.lexical import stem, words
 
 if TYPE_CHECKING:
@@ -96,7 +103,7 @@ PLACES = frozenset({"GPE", "LOC", "FAC"})
 LABEL_VOTES = 3  # other sentences parsed to check a one-word PERSON is not a place
 MODIFIERS = frozenset({"compound", "nmod", "amod", "poss"})
 _ACRONYM = re.compile(r"\b[A-Z]{2,}\b")
-YEAR = re.compile(r"(1[89]|20)\d\d")
+YEAR = re.compile(r"\b(1[89]|20)\d\d\b")
 TOPIC_NAMES = 3  # names of the question a refusal says the articles cover
 
 
@@ -173,6 +180,8 @@ def _entities(question, pool, exact: frozenset[str], accepted: frozenset[str]) -
                 continue  # "Tuesday" is when, not how much
             if question.counts and ent.label_ in ("PERCENT", "MONEY"):
                 continue  # "how many" is a count, not a share or a sum
+            if question.focus == "year" and not YEAR.search(ent.text) and "year" not in ent.text:
+                continue  # "in what year" is not answered by "Wednesday"
             label = ent.label_
             ent = _whole_name(ent)
             span = _trimmed(ent, asked)
@@ -183,7 +192,7 @@ def _entities(question, pool, exact: frozenset[str], accepted: frozenset[str]) -
                 distance = len(doc.text)  # a person is never the company or team asked for
             elif question.verb and _argument_of(ent.root, question):
                 distance = -1  # "Sergey Shoigu ... ordered" for "Who ordered ...?"
-            elif question.kind == "date" and _in_clause_of(ent.root, proper):
+            elif question.kind == "date" and _in_clause_of(ent.root, set(question.doer)):
                 distance = -1  # "On Tuesday, ... Colin Kahl said" for "When did Kahl speak?"
             if question.focus and question.focus in {t.lemma_.lower() for t in ent}:
                 distance = -1  # "the Dnipro River" for "Which river ...?"
@@ -317,26 +326,36 @@ def _argument_of(token, question: Question) -> bool:
 
 
 def _counts_another(ent, question: Question) -> bool:
-    """ "two directions" for "how many troops": a number that counts some other thing."""
-    if not (question.counts and question.focus) or ent.root.dep_ != "nummod":
+    """ "two directions" for "how many troops", "tens of thousands of casualties" for how many
+    soldiers were killed: a number that counts some other thing."""
+    if not (question.counts and question.focus):
         return False
-    counted = ent.root.head
+    doc = ent.doc
+    if ent.root.dep_ == "nummod":
+        counted = ent.root.head
+    elif ent.end < len(doc) and doc[ent.end].lower_ == "of":
+        objects = [c for c in doc[ent.end].children if c.dep_ == "pobj"]
+        if not objects:
+            return False
+        counted = objects[0]
+    else:
+        return False
     return counted.pos_ == "NOUN" and counted.lemma_.lower() != question.focus
 
 
-def _in_clause_of(token, proper: set[str]) -> bool:
-    """Does `token` hang from a verb whose subject the question names? ("On Tuesday, the
-    Pentagon's ... Colin Kahl said that ... since the war began in February": Tuesday is when
-    Kahl spoke, February when the war began.)"""
+def _in_clause_of(token, doer: set[str]) -> bool:
+    """Does `token` hang from a verb whose subject is the question's (`doer`)? ("On Tuesday,
+    the Pentagon's ... Colin Kahl said that ... since the war began in February": Tuesday is
+    when Kahl spoke, February when the war began.)"""
+    if not doer:
+        return False
     for _ in range(4):
         if token.head.i == token.i:
             return False
         token = token.head
         if token.pos_ in ("VERB", "AUX"):
             subjects = [c for c in token.children if c.dep_ in ("nsubj", "nsubjpass")]
-            return any(
-                stem(t.lower_) in proper and not t.is_stop for s in subjects for t in s.subtree
-            )
+            return any(set(words(t.text)) & doer for s in subjects for t in s.subtree)
     return False
 
 
@@ -355,11 +374,25 @@ def _holds_role(ent, question: Question) -> bool | None:
     ]
     title = [t for t in doc if any(a <= t.idx < b for a, b in spans)]
     places = {t.lower_ for t in title if is_place_word(t)}
-    if question.role_of and places and not places & set(question.role_of):
+    asked = question.role_of
+    if asked and places and not any(same_place(a, p) for a in asked for p in places):
         return False
     if question.role_of and not places:
         return None
-    return True if any(t.lemma_.lower() == question.role for t in title) else None
+    office = [t for t in title if t.lemma_.lower() == question.role]
+    if not office:
+        return None
+    # The word before the office qualifies it too: a "Defense Minister" is not the foreign
+    # minister asked about.
+    qualifier = doc[office[0].i - 1] if office[0].i > 0 else None
+    if not question.role_kind or qualifier not in title or is_place_word(qualifier):
+        return True
+    return _spelling(qualifier.lower_) in {_spelling(w) for w in question.role_kind}
+
+
+def _spelling(word: str) -> str:
+    """British and American spellings as one: "defence" and "defense"."""
+    return word.removesuffix("ence") + "ense" if word.endswith("ence") else word
 
 
 def _whole_name(ent):

@@ -6,8 +6,8 @@
 Cheap signals, calibrated on the dev sets (`policy`; README "Answer quality"), in order:
 
 1. A name of the question that no indexed article has a word of ("Zorblax"): refused, and the
-   refusal names it (`Closed.name`). A country's other names count as its own (`ALIASES`:
-   "Britain" is known to articles that say "UK" or "British").
+   refusal names it (`Closed.name`). A country's other names count as its own
+   (`question.aliases`: "Britain" is known to articles that say "UK" or "British").
 2. With `lexical` (no reranker, or a "what did X say" question the reranker does not read):
    the share of the question's idf weight the best retrieved chunk covers, and the best cosine
    similarity, must reach their bars; and a "what did X say" needs X named in a chunk.
@@ -25,39 +25,9 @@ from dataclasses import dataclass
 
 from bot.answering.followup import Turn
 from bot.answering.policy import Policy
-from bot.answering.question import Question
+from bot.answering.question import Question, aliases
 from bot.answering.retrieve import Hit
 from index.lexical import BM25Index, words
-
-# Names of one country that share no word: the articles say "UK", the reader asks about
-# "Britain". (Forms that share a stem, "Ukraine" and "Ukraine's", need no entry.)
-ALIASES: tuple[frozenset[str], ...] = tuple(
-    frozenset(group.split("|"))
-    for group in (
-        "britain|great britain|united kingdom|uk|u.k.|british|england|english",
-        "united states|united states of america|usa|u.s.|us|america|american|americans",
-        "russia|russian|russians|russian federation",
-        "ukraine|ukrainian|ukrainians",
-        "china|chinese|prc",
-        "european union|eu|e.u.|europe|european",
-        "united nations|un|u.n.",
-        "netherlands|dutch|holland",
-        "france|french",
-        "germany|german|germans",
-        "israel|israeli|israelis",
-        "iran|iranian|iranians",
-        "north korea|dprk|north korean",
-        "south korea|south korean",
-        "japan|japanese",
-        "turkey|turkish|turkiye",
-    )
-)
-
-
-def aliases(name: str) -> frozenset[str]:
-    """The other names of a country: "Britain" -> "UK", "British", ...; none for other names."""
-    key = " ".join(name.casefold().removeprefix("the ").split())
-    return next((group for group in ALIASES if key in group), frozenset())
 
 
 @dataclass(frozen=True)

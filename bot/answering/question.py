@@ -29,10 +29,11 @@ Constraints:
 The wh-word is the one of the main clause: "Which city did he visit *when* he spoke ...?" asks
 for a city, and "the reporter *who* interviewed him" qualifies the reporter asked about.
 
-The focus-noun lexicon below is the one list of words here; everything else comes from the
-parse. It maps the nouns a wh-word most often asks about to a kind, the way answer-type
-taxonomies of question answering do; a noun it does not know makes a `thing` question, which
-is answered without an entity check rather than refused.
+The focus-noun lexicon below and the other names of some countries (`ALIASES`) are the lists
+of words here; everything else comes from the parse. The lexicon maps the nouns a wh-word most
+often asks about to a kind, the way answer-type taxonomies of question answering do; a noun
+it does not know makes a `thing` question, which is answered without an entity check rather
+than refused.
 """
 
 from __future__ import annotations
@@ -42,6 +43,38 @@ from dataclasses import dataclass, field
 
 from bot.answering import nlp
 from bot.answering.dates import Period, find_period
+from index.lexical import words
+
+# Names of one country that share no word: the articles say "UK", the reader asks about
+# "Britain". (Forms that share a stem, "Ukraine" and "Ukraine's", need no entry.)
+ALIASES: tuple[frozenset[str], ...] = tuple(
+    frozenset(group.split("|"))
+    for group in (
+        "britain|great britain|united kingdom|uk|u.k.|british|england|english",
+        "united states|united states of america|usa|u.s.|us|america|american|americans",
+        "russia|russian|russians|russian federation",
+        "ukraine|ukrainian|ukrainians",
+        "china|chinese|prc",
+        "european union|eu|e.u.|europe|european",
+        "united nations|un|u.n.",
+        "netherlands|dutch|holland",
+        "france|french",
+        "germany|german|germans",
+        "israel|israeli|israelis",
+        "iran|iranian|iranians",
+        "north korea|dprk|north korean",
+        "south korea|south korean",
+        "japan|japanese",
+        "turkey|turkish|turkiye",
+    )
+)
+
+
+def aliases(name: str) -> frozenset[str]:
+    """The other names of a country: "Britain" -> "UK", "British", ...; none for other names."""
+    key = " ".join(name.casefold().removeprefix("the ").split())
+    return next((group for group in ALIASES if key in group), frozenset())
+
 
 TYPED_KINDS = ("person", "organization", "place", "date", "number", "money", "percent")
 LABELS: dict[str, frozenset[str]] = {
@@ -120,8 +153,10 @@ class Question:
     # sale of which team"
     via: tuple[str, ...] = ()
     slot: str | None = None  # the wh-phrase as `verb`'s "subject" or "object" (`slot_of`)
+    doer: tuple[str, ...] = ()  # the words of `verb`'s subject: ("colin", "kahl"), ("war",)
     role: str | None = None  # the office a person question asks about: "minister"
     role_of: tuple[str, ...] = ()  # the nationality or place it is of: ("ukrainian",)
+    role_kind: tuple[str, ...] = ()  # the other words qualifying it: ("defence",), ("foreign",)
     counts: bool = False  # "how many"
     labels: frozenset[str] = field(default_factory=frozenset)
 
@@ -153,12 +188,14 @@ def analyze(question: str, asked_on: dt.date | None = None) -> Question:
     sentence = wh.sent
     kind, focus, subject = _kind(wh)
     topic = None
-    verb, via, slot = _verb(wh)
+    verb_token, via, slot = _verb(wh)
+    verb = verb_token.lemma_.lower() if verb_token is not None else None
+    doer = _doer(verb_token, wh)
     if kind == "say":
         subject, topic = _say_parts(wh)
         verb = _say_verb(wh).lemma_.lower()
     labels = LABELS.get(kind, frozenset())
-    role, role_of = _role(wh, kind, focus)
+    role, role_of, role_kind = _role(wh, kind, focus)
     return Question(
         question,
         kind=kind,
@@ -173,8 +210,10 @@ def analyze(question: str, asked_on: dt.date | None = None) -> Question:
         verb=verb,
         via=via,
         slot=slot,
+        doer=doer,
         role=role,
         role_of=role_of,
+        role_kind=role_kind,
         counts=wh.lower_ == "how" and following_word(wh) == "many",
         labels=labels,
     )
@@ -213,22 +252,30 @@ def following_word(token) -> str | None:
     return token.doc[token.i + 1].lower_ if token.i + 1 < len(token.doc) else None
 
 
-def _role(wh, kind: str, focus: str | None) -> tuple[str | None, tuple[str, ...]]:
-    """The office a "who is the X?" question asks about and the nationality or place
-    qualifying it: "who is the Ukrainian defence minister" -> ("minister", ("ukrainian",)).
+def _role(wh, kind: str, focus: str | None) -> tuple[str | None, tuple[str, ...], tuple]:
+    """The office a "who is the X?" question asks about, the nationality or place qualifying
+    it, and its other qualifiers: "who is the Ukrainian defence minister" -> ("minister",
+    ("ukrainian",), ("defence",)).
     Only there: in "which popular singer will launch a residency" the verb says who is meant,
     and an article rarely calls Adele a singer in the sentence that says so."""
     if kind != "person":
-        return None, ()
+        return None, (), ()
     token = _copular_noun(wh)
     if token is None:
-        return None, ()
-    places = [
-        t.lower_
-        for t in token.subtree
-        if t.i < token.i and t.dep_ in ("amod", "compound") and is_place_word(t)
-    ]
-    return token.lemma_.lower(), tuple(places)
+        return None, (), ()
+    # "the Ukrainian defence minister", "America's defence secretary", "the foreign minister
+    # of Russia"
+    before = [t for t in token.children if t.dep_ in ("amod", "compound", "poss")]
+    of = [c for c in token.children if c.dep_ == "prep" and c.lower_ == "of"]
+    after = [c for c in of[0].children if c.dep_ == "pobj"] if of else []
+    places = [t.lower_ for t in before + after if is_place_word(t)]
+    others = [t.lower_ for t in before if not is_place_word(t) and t.dep_ != "poss"]
+    return token.lemma_.lower(), tuple(places), tuple(others)
+
+
+def same_place(a: str, b: str) -> bool:
+    """ "russian" and "russia", "america" and "us": one country."""
+    return a.casefold() == b.casefold() or b.casefold() in aliases(a)
 
 
 def is_place_word(token) -> bool:
@@ -394,21 +441,30 @@ def _say_parts(wh) -> tuple[str | None, str | None]:
     return speaker, topic
 
 
-def _verb(wh) -> tuple[str | None, tuple[str, ...], str | None]:
-    """The lemma of the nearest verb above the wh-phrase: "order" in "Who ordered ...",
-    "announce" in "Which airline announced a deal ..."; the nouns on the way up ("sale" in
-    "approved the sale of which team"); and whether the phrase is its subject or object."""
+def _verb(wh) -> tuple:
+    """The nearest verb above the wh-phrase: "order" in "Who ordered ...", "announce" in
+    "Which airline announced a deal ..."; the nouns on the way up ("sale" in "approved the
+    sale of which team"); and whether the phrase is its subject or object."""
     token = _wh_phrase(wh)
     via: list[str] = []
     for _ in range(3):
         head = token.head
         if head.pos_ == "VERB" and head.lemma_.lower() not in ("be", "do", "have"):
-            return head.lemma_.lower(), tuple(via), slot_of(token)
+            return head, tuple(via), slot_of(token)
         if head.i == token.i:
             break
         via += step_up(token)
         token = head
     return None, (), None
+
+
+def _doer(verb, wh) -> tuple[str, ...]:
+    """The words of the subject of `verb` when the wh-phrase is not it: "When did Colin Kahl
+    make his remarks?" -> ("colin", "kahl")."""
+    if verb is None:
+        return ()
+    subjects = [c for c in verb.children if c.dep_ in ("nsubj", "nsubjpass") and c.i != wh.i]
+    return tuple(w for s in subjects for w in words(_span_text(s)))
 
 
 def slot_of(token) -> str | None:
@@ -446,8 +502,8 @@ def step_up(token) -> list[str]:
 
 def _span_text(token) -> str:
     """The noun phrase `token` heads, without a trailing possessive."""
-    words = [t for t in token.subtree if t.dep_ not in ("case", "punct", "det")]
-    return " ".join(t.text for t in words) if words else token.text
+    kept = [t for t in token.subtree if t.dep_ not in ("case", "punct", "det")]
+    return " ".join(t.text for t in kept) if kept else token.text
 
 
 def _indirect(sentence, wh) -> str | None:
