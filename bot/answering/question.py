@@ -21,9 +21,13 @@ Constraints:
 - `names`: the people, organisations, places... the question names (an answer is not one of
   them: "Which airline agreed to buy Spirit Airlines?" is not answered by "Spirit Airlines");
 - `role`: the office a "who is the X?" question asks about ("who is the Ukrainian defence
-  *minister*"), and the nationality or place it is of (`role_of`: "ukrainian"): an answer
-  should be named as holding it, not merely stand near the question's words, and a "Russian
-  Defense Minister" does not answer for the Ukrainian one;
+  *minister*"), the nationality or place it is of (`role_of`: "ukrainian") and its other
+  qualifiers (`role_kind`: "defence"): an answer should be named as holding it, not merely
+  stand near the question's words; a "Russian Defense Minister" does not answer for the
+  Ukrainian one, nor for the foreign minister;
+- `verb`, `via`, `slot`, `doer`: where the wh-phrase stands -- the verb it hangs from, the
+  nouns on the way ("the sale *of* which team"), subject or object, and the verb's subject
+  when that is not the wh-phrase ("When did *Colin Kahl* speak?");
 - `counts`: "how many" asks for a count, not a sum or a share.
 
 The wh-word is the one of the main clause: "Which city did he visit *when* he spoke ...?" asks
@@ -195,7 +199,7 @@ def analyze(question: str, asked_on: dt.date | None = None) -> Question:
         subject, topic = _say_parts(wh)
         verb = _say_verb(wh).lemma_.lower()
     labels = LABELS.get(kind, frozenset())
-    role, role_of, role_kind = _role(wh, kind, focus)
+    role, role_of, role_kind = _role(wh, kind)
     return Question(
         question,
         kind=kind,
@@ -252,12 +256,12 @@ def following_word(token) -> str | None:
     return token.doc[token.i + 1].lower_ if token.i + 1 < len(token.doc) else None
 
 
-def _role(wh, kind: str, focus: str | None) -> tuple[str | None, tuple[str, ...], tuple]:
+def _role(wh, kind: str) -> tuple[str | None, tuple[str, ...], tuple[str, ...]]:
     """The office a "who is the X?" question asks about, the nationality or place qualifying
     it, and its other qualifiers: "who is the Ukrainian defence minister" -> ("minister",
-    ("ukrainian",), ("defence",)).
-    Only there: in "which popular singer will launch a residency" the verb says who is meant,
-    and an article rarely calls Adele a singer in the sentence that says so."""
+    ("ukrainian",), ("defence",)). Only there: in "which popular singer will launch a
+    residency" the verb says who is meant, and an article rarely calls Adele a singer in the
+    sentence that says so."""
     if kind != "person":
         return None, (), ()
     token = _copular_noun(wh)
