@@ -180,6 +180,14 @@ def test_bad_questions_get_polite_errors(answerer):
         answerer.answer("why " * 400)
 
 
+def test_invisible_characters_in_a_question_change_nothing(answerer):
+    plain = answerer.answer("What did Stoltenberg say about Iran?")
+    hidden = answerer.answer("What\u200b did Stolten\u200bberg say\u2060 about\u200e Iran?")
+    assert hidden.question == plain.question and hidden.text == plain.text
+    with pytest.raises(QuestionError):
+        answerer.answer("\u200b\u200d\u2060")
+
+
 def test_answers_follow_index_updates_without_restart(answerer, news, write_article):
     assert answerer.answer("What did Smith say about volcanoes?").refused
     write_article(

@@ -69,3 +69,17 @@ def test_he_with_nobody_named_before_stays_unresolved():
     turn = condense("What did he say?", ())
     assert turn.speaker == "he" and turn.unresolved
     assert not condense("What did Smith say?", ()).unresolved
+
+
+def test_a_bare_wh_word_follows_up():
+    turn = condense("why?", asked("Who ordered the withdrawal from Kherson?"))
+    assert turn.standalone == "Who ordered the withdrawal from Kherson? Why?"
+
+
+def test_a_chain_of_follow_ups_keeps_only_the_latest_context():
+    history = asked("Who ordered the withdrawal from Kherson?")
+    for _ in range(40):
+        turn = condense("And that?", history)
+        history = [Answer(question="And that?", text="…", standalone_question=turn.standalone)]
+    assert len(turn.standalone) <= 300 + len(" And that?")
+    assert turn.standalone.endswith("And that? And that?")

@@ -289,6 +289,30 @@ def test_a_place_the_model_takes_for_a_person_is_not_who_is_asked_for():
     assert [a.text for a in reading.answers] == ["Jens Stoltenberg"]
 
 
+def test_who_said_is_answered_by_the_speaker_from_a_quoted_sentence():
+    reading = read(
+        "Who said the war is not over?",
+        [
+            # the speaker is not named here ...
+            sentence("“Therefore, the war is not over,” he said in London.", relevance=7),
+            # ... and a name below the quotes is not given as the answer
+            sentence("Colin Kahl spoke on Tuesday about the war.", "b.txt", relevance=0.5),
+        ],
+    )
+    assert not reading.refused and reading.answers == []
+    told = read(
+        "Who said the support provided to Ukraine is successful?",
+        [
+            sentence(
+                "President Vladimir Putin was absent as NATO Secretary General Jens Stoltenberg "
+                "told CNN that the support provided to Ukraine is successful.",
+                relevance=6,
+            )
+        ],
+    )
+    assert [a.text for a in told.answers] == ["Jens Stoltenberg"]  # told, not near the words
+
+
 def test_a_person_is_never_the_team_asked_for():
     reading = read(
         "Which team won the 2022 NHL Stanley Cup Finals?",

@@ -34,6 +34,7 @@ import datetime as dt
 import logging
 import re
 import time
+import unicodedata
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -164,7 +165,10 @@ class Answerer:
         (when one is configured) for callers that want only the passages an answer reads,
         such as a Sources button pressed after a restart: they are the same either way."""
         started = time.perf_counter()
-        question = " ".join((question or "").split())
+        # Invisible format characters (zero-width spaces, joiners, direction marks) split or
+        # hide words; they carry nothing to answer.
+        question = "".join(c for c in question or "" if unicodedata.category(c) != "Cf")
+        question = " ".join(question.split())
         if not WORDY.search(question):  # "", "???", or only invisible characters
             raise QuestionError(
                 "Please ask a question in words, e.g. “What did Stoltenberg say about Iran?”"

@@ -100,6 +100,10 @@ ORDINALS = frozenset(
     """first second third fourth fifth sixth seventh eighth ninth tenth eleventh twelfth""".split()
 )
 PLACES = frozenset({"GPE", "LOC", "FAC"})
+# Verbs that introduce someone's words ("announce a deal" does not).
+SPEECH = frozenset(
+    "say tell claim argue warn state tweet insist suggest add reply respond write".split()
+)
 LABEL_VOTES = 3  # other sentences parsed to check a one-word PERSON is not a place
 MODIFIERS = frozenset({"compound", "nmod", "amod", "poss"})
 _ACRONYM = re.compile(r"\b[A-Z]{2,}\b")
@@ -197,6 +201,8 @@ def _entities(question, pool, exact: frozenset[str], accepted: frozenset[str]) -
             if question.focus and question.focus in {t.lemma_.lower() for t in ent}:
                 distance = -1  # "the Dnipro River" for "Which river ...?"
             stated = label in exact and not _counts_another(ent, question)
+            if _asks_who_said(question) and distance >= 0:
+                stated = False  # "who said ...?": the one saying it, not anyone near the words
             if question.role:
                 # "Who is the Ukrainian defence minister?": a person named as holding the
                 # office, or in the asked relation -- not one who merely stands near by
@@ -318,11 +324,22 @@ def _argument_of(token, question: Question) -> bool:
             return False
         path += step_up(token)
         below, token = token, token.head
-        if token.lemma_.lower() == question.verb:
-            slot = slot_of(below)
-            clash = question.slot and slot and slot != question.slot
-            return tuple(path) == question.via and not clash
+        if _same_verb(token.lemma_.lower(), question.verb):
+            # The wh-phrase as subject or object: the entity must be that too ("said in
+            # London" does not say who said it)
+            same_slot = question.slot is None or slot_of(below) == question.slot
+            return tuple(path) == question.via and same_slot
     return False
+
+
+def _asks_who_said(question: Question) -> bool:
+    """ "Who said the war is not over?": the speaker is asked for."""
+    return question.verb in SPEECH and question.slot == "subject"
+
+
+def _same_verb(lemma: str, verb: str | None) -> bool:
+    """The question's verb, or another verb of speech for one ("told CNN" for "who said")."""
+    return lemma == verb or (lemma in SPEECH and verb in SPEECH)
 
 
 def _counts_another(ent, question: Question) -> bool:

@@ -11,8 +11,9 @@ question of `history` (its standalone form, if it had one):
   or "who is X?" (`role_subject`) -- is "What did X say (about Y)?";
 - another question with "he"/"she" in it: the first "he"/"she" becomes X;
 - "and about Z?" after "what did X say about Y?" is "What did X say about Z?";
-- any other follow-up ("and in Kherson?", "when was that?"): the earlier question, then this
-  one ("Who ordered the withdrawal? When was that?"), and the earlier one's words
+- any other follow-up ("and in Kherson?", "when was that?", a bare "why?"): the earlier
+  question (its last `CONTEXT_CHARS`, whole sentences), then this one ("Who ordered the
+  withdrawal? When was that?"), and the earlier one's words
   (`Turn.extra_words`) added to what retrieval looks for. The follow-up comes last because
   the last sentence with a wh-word says what is asked (`question.analyze`): "when" here, and
   "how many" still for "How many drones did Iran send? And in Kherson?".
@@ -29,6 +30,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from bot.answering.question import analyze
+from index.chunking import split_sentences
 from index.lexical import words
 
 if TYPE_CHECKING:
@@ -43,9 +45,11 @@ SAY_QUESTION = re.compile(
 )
 FOLLOW_UP = re.compile(
     r"^\s*(and|also|what about|how about|but|so|then)\b|\b(he|she|they|him|her|his|their|it|"
-    r"that|this|those|these)\b",
+    r"that|this|those|these)\b"
+    r"|^\s*(why|when|where|who|how|what)(\s+(many|much|long|so))?\s*[?!.]*\s*$",  # "why?"
     re.I,
 )
+CONTEXT_CHARS = 300  # of the earlier question kept in front of a follow-up (whole sentences)
 ABOUT_FOLLOW_UP = re.compile(
     r"^\s*(?:and|also|but|so)?\s*(?:what|how)?\s*(?:about|on|regarding)\s+(?P<topic>.+?)\s*[?.!]*\s*$",
     re.I,
@@ -91,11 +95,23 @@ def condense(question: str, history: Sequence[Answer]) -> Turn:
         return Turn(f"What did {prev_speaker} say about {new}?", prev_speaker, new)
     # Any other follow-up ("and in Kherson?"): the earlier question's words stay in play.
     extra = [w for w in words(previous) if w not in set(words(question))]
-    earlier = previous.strip()
+    earlier = _last_sentences(previous.strip(), CONTEXT_CHARS)
     if not earlier.endswith(("?", ".", "!")):
         earlier += "?"
     now = question.strip()
     return Turn(f"{earlier} {now[:1].upper()}{now[1:]}", speaker or prev_speaker, topic, extra)
+
+
+def _last_sentences(text: str, limit: int) -> str:
+    """The last sentences of `text` that fit in `limit` characters (the last one whole, however
+    long): a chain of follow-ups does not grow its standalone question without end."""
+    spans = split_sentences(text) or [(0, len(text))]
+    start = spans[-1][0]
+    for a, _ in reversed(spans[:-1]):
+        if len(text) - a > limit:
+            break
+        start = a
+    return text[start:]
 
 
 def role_subject(question: str) -> str | None:

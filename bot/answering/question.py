@@ -267,13 +267,14 @@ def _role(wh, kind: str) -> tuple[str | None, tuple[str, ...], tuple[str, ...]]:
     token = _copular_noun(wh)
     if token is None:
         return None, (), ()
-    # "the Ukrainian defence minister", "America's defence secretary", "the foreign minister
-    # of Russia"
-    before = [t for t in token.children if t.dep_ in ("amod", "compound", "poss")]
-    of = [c for c in token.children if c.dep_ == "prep" and c.lower_ == "of"]
-    after = [c for c in of[0].children if c.dep_ == "pobj"] if of else []
-    places = [t.lower_ for t in before + after if is_place_word(t)]
-    others = [t.lower_ for t in before if not is_place_word(t) and t.dep_ != "poss"]
+    # Anywhere in its phrase: "the Ukrainian defence minister", "America's defence secretary",
+    # "the Ukrainian secretary general", "the under secretary of defense of Ukraine"
+    places = [t.lower_ for t in token.subtree if t.i != token.i and is_place_word(t)]
+    others = [
+        t.lower_
+        for t in token.children
+        if t.i < token.i and t.dep_ in ("amod", "compound", "nmod") and not is_place_word(t)
+    ]
     return token.lemma_.lower(), tuple(places), tuple(others)
 
 

@@ -34,7 +34,8 @@ Retrieval (`retrieve`) finds chunks *about* the question; this stage decides whe
    - a typed question (who, which country, how many, when ...) whose best eligible sentences
      hold no entity of its kind that the question does not already name -> near miss ("none
      says which airline ..."); a "who is X" whose sentences give X no title, likewise;
-   - otherwise: the quotes, and for factual questions the answer phrase (`findings`).
+   - otherwise: the quotes, and for factual questions the answer phrase (`findings`), cut
+     from one of the quoted sentences.
 
 Without the reranker (`NEWSBOT_RERANK=off`) steps 4-5 fall back to the lexical score and its
 coverage threshold, as before the reading stage existed.
@@ -291,6 +292,9 @@ class Reader:
         chosen = self._quotes(question, ranked)
         if not chosen:
             return refusal(findings.not_quoted(question, topic))
+        # The answer phrase is cut from a sentence the reader is shown, never from one
+        # below the quotes.
+        answers = [a for a in answers if any(a.sentence is s for s in chosen)]
         return Reading(chosen=chosen, answers=answers)
 
     def _rerank(self, question: Question, sentences: list[Sentence]) -> None:
