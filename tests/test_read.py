@@ -311,6 +311,15 @@ def test_who_said_is_answered_by_the_speaker_from_a_quoted_sentence():
         ],
     )
     assert [a.text for a in told.answers] == ["Jens Stoltenberg"]  # told, not near the words
+    # but "who told Sky News" is not answered by someone who said something else
+    source = read(
+        "Who told Sky News there was a concern about the weapons?",
+        [
+            sentence("A security source told Sky News there was a concern about the weapons."),
+            sentence("“We are concerned,” Mr Stoltenberg said about the weapons.", "b.txt"),
+        ],
+    )
+    assert source.answers == []
 
 
 def test_a_person_is_never_the_team_asked_for():

@@ -338,8 +338,9 @@ def _asks_who_said(question: Question) -> bool:
 
 
 def _same_verb(lemma: str, verb: str | None) -> bool:
-    """The question's verb, or another verb of speech for one ("told CNN" for "who said")."""
-    return lemma == verb or (lemma in SPEECH and verb in SPEECH)
+    """The question's verb; for "say", any verb of speech ("told CNN" for "who said"), but
+    "who told Sky News" asks for who told it, not for anyone who said something."""
+    return lemma == verb or (verb == "say" and lemma in SPEECH)
 
 
 def _counts_another(ent, question: Question) -> bool:
