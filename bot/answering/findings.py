@@ -22,11 +22,14 @@ question asks (`question`):
   many troops); a person is never the company or team asked for. "In the asked relation"
   means an argument of the question's verb in the same slot (subject, object), reached
   through the same nouns and prepositions as the wh-phrase ("approved the sale of which
-  team": the sale *of* the Broncos, not *from* the trust); for "when", a date of the clause
-  whose subject the question names ("On Tuesday, ... Kahl said ... since the war began in
-  February": Tuesday). "Who is the X?" states only a person named as holding the office X, of
-  the nationality asked ("Russian Defense Minister Sergey Shoigu" is not the Ukrainian one). A
-  place the small model tags alone in a longer name is read with it ("Denver" Broncos).
+  team": the sale *of* the Broncos, not *from* the trust); "who said" asks for the subject of
+  a verb of speech, never for a name near the words; for "when", a date of the clause whose
+  subject is the question's ("On Tuesday, ... Kahl said ... since the war began in February":
+  Tuesday for Kahl's remarks, February for the war). "Who is the X?" states only a person
+  named as holding the office X, of the nationality asked ("Russian Defense Minister Sergey
+  Shoigu" is not the Ukrainian one). A place the small model tags alone in a longer name is
+  read with it ("Denver" Broncos), and a one-word PERSON that other retrieved sentences tag
+  as a place is a place ("Kherson"). The reading stage keeps only phrases of quoted sentences.
   For the refusal check (`read`) labels count in coarse classes -- names, numbers, dates --
   because the small model often mistakes one name label for another ("Sri Lanka" as a
   PERSON); the answer prefers the exact label.
@@ -44,6 +47,7 @@ is the best candidate of another article's sentence that reads nearly as well (`
 
 from __future__ import annotations
 
+import itertools
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
@@ -234,9 +238,8 @@ def _places_as_people(candidates: list, ranked: Sequence[Sentence], exact) -> li
     if not single:
         return candidates
     own = {id(c.sentence) for c in candidates}
-    others = [s for s in ranked if id(s) not in own and any(_names(s.text, w) for w in single)][
-        :LABEL_VOTES
-    ]
+    naming = (s for s in ranked if id(s) not in own and any(_names(s.text, w) for w in single))
+    others = list(itertools.islice(naming, LABEL_VOTES))
     votes: dict[str, list[str]] = {w: [] for w in single}
     for doc in nlp.parse_all([s.text for s in others]):
         for ent in doc.ents:
