@@ -218,7 +218,7 @@ def analyze(question: str, asked_on: dt.date | None = None) -> Question:
         role=role,
         role_of=role_of,
         role_kind=role_kind,
-        counts=wh.lower_ == "how" and following_word(wh) == "many",
+        counts=wh.lower_ == "how" and _following_word(wh) == "many",
         labels=labels,
     )
 
@@ -252,7 +252,7 @@ def _subordinate(token) -> bool:
     return False
 
 
-def following_word(token) -> str | None:
+def _following_word(token) -> str | None:
     return token.doc[token.i + 1].lower_ if token.i + 1 < len(token.doc) else None
 
 
