@@ -212,6 +212,7 @@ def test_an_office_is_answered_by_who_is_named_as_holding_it():
     for question in (
         "Who is the Ukrainian defence minister?",
         "Who is the foreign minister of Russia?",
+        "Who is NATO's deputy secretary general?",
         "Who is the Sky News reporter?",
     ):
         reading = read(question, articles)
@@ -239,6 +240,26 @@ def test_in_what_year_is_not_answered_by_a_day():
         [sentence("NATO Secretary General Jens Stoltenberg spoke on Wednesday.", relevance=2)],
     )
     assert reading.answers == []
+
+
+def test_in_which_month_is_answered_by_a_month():
+    reading = read(
+        "In what month did the war in Ukraine start, per the CNN report?",
+        [
+            sentence(
+                "NATO Secretary General Jens Stoltenberg told CNN on Wednesday that the support "
+                "provided to Ukraine is successful.",
+                relevance=-1.6,
+            ),
+            sentence(
+                "On Tuesday, Colin Kahl said that Russia has suffered tens of thousands of "
+                "casualties since the war began in February.",
+                "b.txt",
+                relevance=-1.9,
+            ),
+        ],
+    )
+    assert [a.text for a in reading.answers] == ["February"]
 
 
 @pytest.mark.parametrize(

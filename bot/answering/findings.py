@@ -100,6 +100,10 @@ CALENDAR = frozenset(
     sept oct nov dec spring summer autumn fall winter quarter today yesterday tomorrow tonight
     morning afternoon evening night noon midnight""".split()
 )
+MONTHS = frozenset(
+    """january february march april may june july august september october november december
+    jan feb mar apr jun jul aug sep sept oct nov dec""".split()
+)
 ORDINALS = frozenset(
     """first second third fourth fifth sixth seventh eighth ninth tenth eleventh twelfth""".split()
 )
@@ -188,8 +192,8 @@ def _entities(question, pool, exact: frozenset[str], accepted: frozenset[str]) -
                 continue  # "Tuesday" is when, not how much
             if question.counts and ent.label_ in ("PERCENT", "MONEY"):
                 continue  # "how many" is a count, not a share or a sum
-            if question.focus == "year" and not YEAR.search(ent.text) and "year" not in ent.text:
-                continue  # "in what year" is not answered by "Wednesday"
+            if not _of_the_asked_unit(ent, question.focus):
+                continue  # "in what year" or "in which month" is not answered by "Wednesday"
             label = ent.label_
             ent = _whole_name(ent)
             span = _trimmed(ent, asked)
@@ -403,12 +407,21 @@ def _holds_role(ent, question: Question) -> bool | None:
     office = [t for t in title if t.lemma_.lower() == question.role]
     if not office:
         return None
-    # The word before the office qualifies it too: a "Defense Minister" is not the foreign
-    # minister asked about.
-    qualifier = doc[office[0].i - 1] if office[0].i > 0 else None
-    if not question.role_kind or qualifier not in title or is_place_word(qualifier):
-        return True
-    return _spelling(qualifier.lower_) in {_spelling(w) for w in question.role_kind}
+    # Every other word qualifying the office is in the title too: a "Defense Minister" is not
+    # the foreign minister asked about, nor a "Secretary General" the deputy one.
+    named = {_spelling(t.lower_) for t in title}
+    return all(_spelling(w) in named for w in question.role_kind)
+
+
+def _of_the_asked_unit(ent, focus: str | None) -> bool:
+    """A date of the unit a "what year / which month" question asks for: a year for a year
+    ("2022", "last year"), a month's name or "month" for a month."""
+    text = ent.text.lower()
+    if focus == "year":
+        return bool(YEAR.search(text)) or "year" in text
+    if focus == "month":
+        return any(t.lower_ in MONTHS for t in ent) or "month" in text
+    return True
 
 
 def _spelling(word: str) -> str:
