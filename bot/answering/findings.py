@@ -454,9 +454,10 @@ def _agreeing(candidates: list[_Candidate], pool) -> list[Finding]:
     is stated as the answer only when it stands in the asked relation ("Stoltenberg told
     CNN's Amanpour" for "Who did Stoltenberg tell ...?": CNN). One that stands only near the
     question's words is stated from a sentence that reads nearly as well as the best one
-    (`UNLINKED_LOGITS`): far below it, the nearest name is a guess ("... during a trip to
-    London, where he met with Prime Minister Rishi Sunak" for "Who interviewed Stoltenberg
-    for CNN?")."""
+    (`UNLINKED_LOGITS`): far below it, the nearest name is a guess ("Which TV journalist
+    interviewed Stoltenberg for CNN?" was given Rishi Sunak from a sentence 5 logits below the
+    best). Within them it still may be: asked "Who interviewed Stoltenberg for CNN?", Sunak's
+    sentence reads 2.9 logits below, and he is given."""
     top = max((_relevance(s) for s in pool), default=0.0)
     ordered = sorted(
         (
