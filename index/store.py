@@ -445,6 +445,24 @@ class ChunkStore:
         }
         return [found[i] for i in ids if i in found]
 
+    def article_vectors(self, sources: Sequence[str]) -> dict[tuple[str, str], np.ndarray]:
+        """The chunk vectors of each article of `sources`, keyed by (source, version): while
+        an indexer replaces an article, the chunks of both versions are in the index."""
+        if not sources:
+            return {}
+        collection = self.open()
+        with self._calling("read"):
+            page = collection.get(
+                where={"source": {"$in": list(dict.fromkeys(sources))}},
+                include=["metadatas", "embeddings"],
+            )
+        grouped: dict[tuple[str, str], list] = {}
+        for meta, vector in zip(page["metadatas"], page["embeddings"], strict=True):
+            if meta is not None and vector is not None:
+                key = (str(meta.get("source")), str(meta.get("version")))
+                grouped.setdefault(key, []).append(vector)
+        return {key: np.asarray(rows, dtype=np.float32) for key, rows in grouped.items()}
+
     def all_ids(self) -> list[str]:
         """The ids of every chunk, read at once (pages would shift under a concurrent delete)."""
         collection = self.open()

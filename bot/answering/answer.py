@@ -19,7 +19,9 @@ A list of steps, each a unit of its own with its own tests:
 6. Check (`grounding`): every quote and answer phrase is re-read from its file and must be
    the exact text at its offsets, or it is dropped; when files are gone, the answer says so in
    one line instead of refusing.
-7. Refuse or answer: the `Answer`, worded by `wording`.
+7. Refuse or answer: the `Answer`, worded by `wording`. It cites its articles in the order
+   retrieval ranks them, except that a roundup of many stories comes after the articles
+   about one (`roundups`).
 
 Every threshold of steps 4 and 5 is in one object, `policy.Policy`, with its calibration.
 
@@ -47,6 +49,7 @@ from bot.answering.policy import POLICY, Policy
 from bot.answering.question import Question, analyze
 from bot.answering.read import Reader, Reading, candidates, idf_weights, score_lexically
 from bot.answering.retrieve import Hit, HybridRetriever
+from bot.answering.roundups import Roundups
 from bot.answering.speakers import speaker_words
 from bot.answering.types import Answer, DirectAnswer, IndexStats, Quote
 from bot.answering.wording import articles, format_answer, refusal_text
@@ -121,6 +124,7 @@ class Answerer:
 
             reranker = SharedReranker()
         self.reader = Reader(policy, reranker, settings.max_quotes)
+        self.roundups = Roundups()
 
     @property
     def embedder(self):
@@ -277,11 +281,16 @@ class Answerer:
         direct: list[DirectAnswer],
         notice: str | None,
     ) -> Answer:
-        """Step 7, an answer: articles in the order retrieval ranks them; in each, its best
-        quotes first."""
+        """Step 7, an answer: articles in the order retrieval ranks them, a roundup after the
+        articles about one story (`roundups`); in each, its best quotes first."""
         retrieved = list(dict.fromkeys(h.source for h in hits))
-        order = {source: rank for rank, source in enumerate(retrieved)}
-        quotes.sort(key=lambda q: order.get(q.source, len(order)))
+        quoted = {q.source for q in quotes}
+        roundups: set[str] = set()
+        if len(quoted) > 1:  # one article is cited first whatever it is
+            first_hits = {h.source: h for h in reversed(hits) if h.source in quoted}.values()
+            roundups = self.roundups.among(self.store, self.retriever.model_id, first_hits)
+        order = {source: (source in roundups, rank) for rank, source in enumerate(retrieved)}
+        quotes.sort(key=lambda q: order.get(q.source, (True, len(order))))
         sources = list(dict.fromkeys(q.source for q in quotes))
         return Answer(
             question=question,
