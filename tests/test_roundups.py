@@ -188,6 +188,7 @@ STORY = (
 )
 
 
+@pytest.mark.integration
 def test_the_article_about_the_story_is_cited_before_the_digest(
     make_settings, tmp_path, write_article, bundled_embedder
 ):
