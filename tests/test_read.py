@@ -510,3 +510,40 @@ def test_pieces_fit_with_their_ellipses(text, expected):
 def test_cut_marks_say_where_a_quote_begins_or_ends_inside_a_sentence(text, quoted, expected):
     start = text.index(quoted)
     assert cut_marks(text, start, start + len(quoted)) == expected
+
+
+@pytest.mark.parametrize(
+    ("question", "texts", "expected"),
+    [
+        (  # Putin stands near "NATO", in a clause of his own
+            "Who leads NATO?",
+            [
+                "Russia has lost the momentum in Ukraine but President Vladimir Putin must not "
+                "be underestimated, the head of the NATO military alliance has told Sky News.",
+                "NATO Secretary General Jens Stoltenberg told CNN on Wednesday that support "
+                "for Ukraine is working.",
+            ],
+            "Jens Stoltenberg",
+        ),
+        (  # Ukraine is where the drones are used, not who supplies them
+            "Which country is accused of supplying drones to Russia?",
+            [
+                "Asked about a report that Russia has allegedly given Iran captured weapons and "
+                "cash in return for deadly drones to be used against Ukraine, Mr Stoltenberg "
+                "said that he could not confirm the allegations."
+            ],
+            "Iran",
+        ),
+        (  # the question's verb in another form holds the clause: "met" for "meet"
+            "Who did Stoltenberg meet in London?",
+            [
+                "“We have to wait and see,” Mr Stoltenberg said in an interview during a trip to "
+                "London, where he met with Prime Minister Rishi Sunak."
+            ],
+            "Rishi Sunak",
+        ),
+    ],
+)
+def test_an_answer_near_the_questions_words_shares_a_clause_with_them(question, texts, expected):
+    sentences = [sentence(t, f"{i}.txt", relevance=5 - i) for i, t in enumerate(texts)]
+    assert [a.text for a in read(question, sentences).answers][:1] == [expected]
