@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from bot.answering.followup import Turn, condense, role_subject
-from bot.answering.types import Answer
+from bot.answering.types import Answer, DirectAnswer, Quote
 
 
 def asked(*questions: str) -> list[Answer]:
@@ -83,3 +83,61 @@ def test_a_chain_of_follow_ups_keeps_only_the_latest_context():
         history = [Answer(question="And that?", text="…", standalone_question=turn.standalone)]
     assert len(turn.standalone) <= 300 + len(" And that?")
     assert turn.standalone.endswith("And that? And that?")
+
+
+def answered(question: str, *phrases: str) -> list[Answer]:
+    """A history of one question whose answer led with `phrases`."""
+    direct = [DirectAnswer(Quote(p, "a.txt", 0, len(p)), ("a.txt",)) for p in phrases]
+    kind = "direct" if direct else "quotes"
+    return [Answer(question=question, text="…", kind=kind, direct=direct)]
+
+
+def test_he_after_an_answered_who_means_the_one_the_answer_named():
+    history = answered("Who is NATO's secretary general?", "Jens Stoltenberg")
+    turn = condense("What did he say about Iran?", history)
+    assert turn == Turn("What did Jens Stoltenberg say about Iran?", "Jens Stoltenberg", "Iran")
+
+
+def test_about_him_after_an_answered_who_is_about_that_person():
+    history = answered("Who ordered the withdrawal from Kherson?", "Sergey Shoigu")
+    turn = condense("What did the Pentagon say about him?", history)
+    assert turn.standalone == "What did the Pentagon say about Sergey Shoigu?"
+    assert (turn.speaker, turn.topic) == ("the Pentagon", "Sergey Shoigu")
+
+
+def test_a_question_about_what_that_person_did_keeps_the_earlier_question():
+    question = "Which Pentagon official said Russia had suffered tens of thousands of casualties?"
+    turn = condense("On what day of the week did he say that?", answered(question, "Colin Kahl"))
+    assert turn.standalone == f"{question} On what day of the week did Colin Kahl say that?"
+    assert "casualti" in turn.extra_words  # stemmed, as BM25 reads them
+
+
+def test_his_names_the_person_too():
+    history = answered("Who ordered the withdrawal from Kherson?", "Sergey Shoigu")
+    assert condense("What is his job?", history).standalone.endswith("What is Sergey Shoigu's job?")
+    turn = condense("What is his job?", asked("What did Stoltenberg say about Iran?"))
+    assert turn.standalone == "What is Stoltenberg's job?"
+
+
+def test_no_single_person_answered_names_no_one():
+    # two answers (the articles disagree), a person not asked for, nothing answered
+    for history in (
+        answered("Who ordered the withdrawal?", "Sergey Shoigu", "Vladimir Putin"),
+        answered("Which river did they cross?", "Dnipro River"),
+        answered("Who ordered the withdrawal?"),
+    ):
+        turn = condense("What did he say?", history)
+        assert turn.unresolved, history
+
+
+def test_about_him_with_no_one_named_reads_the_earlier_question_instead():
+    turn = condense("What did the NATO chief say about him?", answered("Who is Putin's envoy?"))
+    assert turn.standalone == "Who is Putin's envoy? What did the NATO chief say about him?"
+    assert (turn.speaker, turn.topic) == ("the NATO chief", None)
+
+
+def test_on_what_is_a_question_not_a_new_topic():
+    turn = condense("On what day did he say it?", asked("What did Stoltenberg say about Iran?"))
+    assert turn.standalone == "On what day did Stoltenberg say it?"
+    turn = condense("On what day was that?", asked("What did Stoltenberg say about Iran?"))
+    assert turn.standalone == "What did Stoltenberg say about Iran? On what day was that?"

@@ -147,3 +147,28 @@ def test_a_follow_up_is_answered_for_what_it_asks_itself(answerer):
     follow = answerer.answer("When was that?", [first])
     assert not follow.refused, follow.text
     assert [d.text for d in follow.direct][:1] == ["Wednesday"], follow.text
+
+
+@pytest.mark.parametrize(
+    ("first", "then", "standalone", "phrase"),
+    [
+        (
+            "Who is NATO's secretary general?",
+            "What did he say about Iran?",
+            "What did Jens Stoltenberg say about Iran?",
+            "Iran is supporting Russia",
+        ),
+        (
+            "Who ordered the withdrawal from Kherson?",
+            "What is his job?",
+            "Who ordered the withdrawal from Kherson? What is Sergey Shoigu's job?",
+            "Defense Minister",
+        ),
+    ],
+)
+def test_he_after_an_answered_who_is_the_one_it_named(answerer, first, then, standalone, phrase):
+    earlier = answerer.answer(first)
+    follow = answerer.answer(then, [earlier])
+    assert follow.standalone_question == standalone
+    assert not follow.refused, follow.text
+    assert phrase in follow.text

@@ -8,8 +8,12 @@ question of `history` (its standalone form, if it had one):
 - not a follow-up -- no history, or no word that leans on one ("and", "also", "what about",
   a pronoun, "that", ...): the question as asked;
 - "what did he say (about Y)?" after a question that names a speaker -- "what did X say ...",
-  or "who is X?" (`role_subject`) -- is "What did X say (about Y)?";
-- another question with "he"/"she" in it: the first "he"/"she" becomes X;
+  or "who is X?" (`role_subject`) -- or whose answer named one ("Who is NATO's secretary
+  general?" answered "Jens Stoltenberg": `answered_person`) is "What did X say (about Y)?";
+  "what did Z say about him?" after an answered "who" is "What did Z say about X?";
+- another question with "he"/"she"/"him"/"his" in it: the first of them names X (X named by an
+  answer: the question then goes on as the last rule's, "On what day did Colin Kahl say
+  that?" needs the earlier question for "that");
 - "and about Z?" after "what did X say about Y?" is "What did X say about Z?";
 - any other follow-up ("and in Kherson?", "when was that?", a bare "why?"): the earlier
   question (its last `CONTEXT_CHARS`, whole sentences), then this one ("Who ordered the
@@ -29,7 +33,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from bot.answering.question import analyze
+from bot.answering.question import Question, analyze
 from index.chunking import split_sentences
 from index.lexical import words
 
@@ -51,7 +55,9 @@ FOLLOW_UP = re.compile(
 )
 CONTEXT_CHARS = 300  # of the earlier question kept in front of a follow-up (whole sentences)
 ABOUT_FOLLOW_UP = re.compile(
-    r"^\s*(?:and|also|but|so)?\s*(?:what|how)?\s*(?:about|on|regarding)\s+(?P<topic>.+?)\s*[?.!]*\s*$",
+    r"^\s*(?:and|also|but|so)?\s*(?:what|how)?\s*(?:about|on|regarding)\s+"
+    r"(?!(?:what|which|who|whom|whose|when|where|why|how)\b)"  # "On what day did he ...?"
+    r"(?P<topic>.+?)\s*[?.!]*\s*$",
     re.I,
 )
 PRONOUNS = {"he", "she", "they", "him", "her", "them", "it"}
@@ -82,13 +88,22 @@ def condense(question: str, history: Sequence[Answer]) -> Turn:
         return Turn(question, speaker, topic)
     previous = history[-1].standalone_question or history[-1].question
     prev_match = SAY_QUESTION.match(previous)
-    prev_speaker = prev_match["speaker"] if prev_match else role_subject(previous)
+    answered = None
+    prev_speaker = prev_match["speaker"] if prev_match else None
+    if not prev_match:
+        prev_asked = analyze(previous)
+        answered = answered_person(prev_asked, history[-1])
+        prev_speaker = prev_asked.subject if prev_asked.kind == "role" else answered
+    if match and answered and topic and topic.lower() in {"him", "her"}:
+        return Turn(f"What did {speaker} say about {answered}?", speaker, answered)
     if speaker and speaker.lower() in PRONOUNS and prev_speaker:
         standalone = f"What did {prev_speaker} say" + (f" about {topic}?" if topic else "?")
         return Turn(standalone, prev_speaker, topic)
     if not match and prev_speaker and re.search(r"\b(he|she|him|her|his)\b", question, re.I):
-        replaced = re.sub(r"\b(he|she)\b", prev_speaker, question, count=1, flags=re.I)
-        return Turn(replaced, prev_speaker, None)
+        replaced = _named(question, prev_speaker)
+        if prev_speaker != answered:
+            return Turn(replaced, prev_speaker, None)
+        question = replaced  # "did Colin Kahl say *that*": the earlier question stays in play
     new_topic = ABOUT_FOLLOW_UP.match(question)
     if new_topic and prev_speaker:  # "and about Kherson?" after "what did X say about Y?"
         new = new_topic["topic"]
@@ -99,7 +114,19 @@ def condense(question: str, history: Sequence[Answer]) -> Turn:
     if not earlier.endswith(("?", ".", "!")):
         earlier += "?"
     now = question.strip()
+    if topic and topic.lower() in PRONOUNS:  # "say about him": whom the earlier words name
+        topic = None
     return Turn(f"{earlier} {now[:1].upper()}{now[1:]}", speaker or prev_speaker, topic, extra)
+
+
+def _named(question: str, person: str) -> str:
+    """`question` with its first "he", "she", "him" or "his" naming `person` ("What is his
+    job?" -> "What is Sergey Shoigu's job?"); "her" may be either "him" or "his", so it stays."""
+
+    def name(match: re.Match) -> str:
+        return f"{person}'s" if match[0].lower() == "his" else person
+
+    return re.sub(r"\b(he|she|him|his)\b", name, question, count=1, flags=re.I)
 
 
 def _last_sentences(text: str, limit: int) -> str:
@@ -112,6 +139,15 @@ def _last_sentences(text: str, limit: int) -> str:
             break
         start = a
     return text[start:]
+
+
+def answered_person(asked: Question, answer: Answer) -> str | None:
+    """Jens Stoltenberg, when the answer to "Who is NATO's secretary general?" (`asked`) led
+    with him: whom a "he" or "him" in the next question means. Only a single answer, to a
+    question that asked for a person (in "who is X?" X is meant: `role_subject`)."""
+    if asked.kind != "person" or answer.refused or len(answer.direct) != 1:
+        return None
+    return answer.direct[0].text
 
 
 def role_subject(question: str) -> str | None:
