@@ -461,7 +461,13 @@ class ChunkStore:
             if meta is not None and vector is not None:
                 key = (str(meta.get("source")), str(meta.get("version")))
                 grouped.setdefault(key, []).append(vector)
-        return {key: np.asarray(rows, dtype=np.float32) for key, rows in grouped.items()}
+        found = {}
+        for key, rows in grouped.items():
+            try:
+                found[key] = np.asarray(rows, dtype=np.float32)
+            except ValueError:  # vectors of different lengths: a damaged store, left out
+                log.warning("the vectors of %s in %s are damaged", key[0], self._where())
+        return found
 
     def all_ids(self) -> list[str]:
         """The ids of every chunk, read at once (pages would shift under a concurrent delete)."""

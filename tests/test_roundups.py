@@ -144,6 +144,19 @@ def test_article_vectors_are_grouped_by_article_and_version(settings, corpus):
     assert store.article_vectors([]) == {}
 
 
+def test_damaged_vectors_are_left_out(settings, monkeypatch, caplog):
+    class Damaged:  # what a store with a truncated vector would hand back
+        def get(self, **_):
+            metas = [{"source": s, "version": "1"} for s in ("a.txt", "a.txt", "b.txt")]
+            return {"metadatas": metas, "embeddings": [[1.0, 0.0], [1.0], [0.0, 1.0]]}
+
+    store = ChunkStore(settings)
+    monkeypatch.setattr(store, "open", lambda create=False: Damaged())
+    vectors = store.article_vectors(["a.txt", "b.txt"])
+    assert list(vectors) == [("b.txt", "1")]
+    assert "a.txt" in caplog.text
+
+
 SECTIONS = {
     "Snow in the Alps": (
         "Heavy snow fell across the Alps over the weekend, closing ski lifts in three "

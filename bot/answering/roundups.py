@@ -17,6 +17,10 @@ articles fall below 0.45 -- and by their titles nearly all of those are roundups
 around the states", "in brief", "corrections and clarifications", "celebrities who died in
 2021", debate transcripts). An article of one chunk is about one thing.
 
+The floor is the bundled model's (all-MiniLM-L6-v2, fp32 or int8). Other models place
+unrelated texts elsewhere on the cosine scale (bge's run high), so under them a roundup may go
+unseen; the citations then keep retrieval's order, as they did before.
+
 Measured with `newsbot eval` on the dev sets: rtqa hit@1 0.867 -> 0.888 (two questions whose
 digest was cited before the article the quiz links to), polnear and nearmiss unchanged. Any
 floor from 0.38 to 0.50 gives the same figures; at 0.55 single-story polnear articles start to
