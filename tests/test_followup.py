@@ -141,3 +141,9 @@ def test_on_what_is_a_question_not_a_new_topic():
     assert turn.standalone == "On what day did Stoltenberg say it?"
     turn = condense("On what day was that?", asked("What did Stoltenberg say about Iran?"))
     assert turn.standalone == "What did Stoltenberg say about Iran? On what day was that?"
+
+
+def test_he_after_a_who_that_names_someone_is_not_taken_for_the_answer():
+    history = answered("Which journalist interviewed Jens Stoltenberg for CNN?", "Amanpour")
+    turn = condense("Which TV channel did he talk to?", history)
+    assert "Amanpour" not in turn.standalone

@@ -130,3 +130,11 @@ def test_a_preamble_keeps_the_wh_sentence_as_the_clause():
 def test_not_a_question_at_all():
     asked = analyze("Stoltenberg Iran drones")
     assert asked.kind == "open" and not asked.factual
+
+
+def test_people_are_the_persons_the_question_names_and_not_places_taken_for_them():
+    assert analyze("Which journalist interviewed Jens Stoltenberg for CNN?").people == (
+        "Jens Stoltenberg",
+    )
+    assert analyze("Who met Rishi Sunak in London?").people == ("Rishi Sunak",)
+    assert analyze("Who ordered the withdrawal from Kherson?").people == ()

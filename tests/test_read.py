@@ -181,6 +181,13 @@ def test_the_asked_relation_picks_the_entity():
             "Bowlen Trust to the Walton-Penner family.",
             "Denver Broncos",
         ),
+        # the one met is not where they met
+        (
+            "Which UK prime minister did Stoltenberg meet? Where did they meet?",
+            "Mr Stoltenberg said in an interview on Wednesday during a trip to London, where he "
+            "met with Prime Minister Rishi Sunak.",
+            "London",
+        ),
     ],
 )
 def test_the_answer_is_of_the_asked_kind_and_not_the_questions_own(question, text, expected):

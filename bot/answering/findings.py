@@ -201,8 +201,8 @@ def _entities(question, pool, exact: frozenset[str], accepted: frozenset[str]) -
             if span is None or _named_in(ent, question, proper):
                 continue  # the question's own words are not its answer
             distance = min((abs(ent.start_char - p) for p in anchors), default=len(doc.text))
-            if question.kind == "organization" and label == "PERSON":
-                distance = len(doc.text)  # a person is never the company or team asked for
+            if label == "PERSON" and (question.kind == "organization" or question.wh == "where"):
+                distance = len(doc.text)  # a person is never the team, or where, asked for
             elif question.verb and _argument_of(ent.root, question):
                 distance = -1  # "Sergey Shoigu ... ordered" for "Who ordered ...?"
             elif question.kind == "date" and _in_clause_of(ent.root, set(question.doer)):

@@ -144,8 +144,10 @@ def _last_sentences(text: str, limit: int) -> str:
 def answered_person(asked: Question, answer: Answer) -> str | None:
     """Jens Stoltenberg, when the answer to "Who is NATO's secretary general?" (`asked`) led
     with him: whom a "he" or "him" in the next question means. Only a single answer, to a
-    question that asked for a person (in "who is X?" X is meant: `role_subject`)."""
-    if asked.kind != "person" or answer.refused or len(answer.direct) != 1:
+    question that asked for a person and named none itself: after "Who interviewed
+    Stoltenberg?", "he" may as well be Stoltenberg (and in "who is X?" X is meant:
+    `role_subject`)."""
+    if asked.kind != "person" or asked.people or answer.refused or len(answer.direct) != 1:
         return None
     return answer.direct[0].text
 
