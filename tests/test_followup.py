@@ -85,11 +85,18 @@ def test_a_chain_of_follow_ups_keeps_only_the_latest_context():
     assert turn.standalone.endswith("And that? And that?")
 
 
-def answered(question: str, *phrases: str) -> list[Answer]:
-    """A history of one question whose answer led with `phrases`."""
-    direct = [DirectAnswer(Quote(p, "a.txt", 0, len(p)), ("a.txt",)) for p in phrases]
+def answered(
+    question: str, *phrases: str, said: str = "On Tuesday, {} said the talks went well."
+) -> list[Answer]:
+    """A history of one question whose answer led with `phrases`, each cut from a quote."""
+    quotes, direct = [], []
+    for n, phrase in enumerate(phrases):
+        text = said.format(phrase)
+        source, at = f"{n}.txt", text.index(phrase)
+        quotes.append(Quote(text, source, 0, len(text)))
+        direct.append(DirectAnswer(Quote(phrase, source, at, at + len(phrase)), (source,)))
     kind = "direct" if direct else "quotes"
-    return [Answer(question=question, text="…", kind=kind, direct=direct)]
+    return [Answer(question=question, text="…", kind=kind, quotes=quotes, direct=direct)]
 
 
 def test_he_after_an_answered_who_means_the_one_the_answer_named():
@@ -147,3 +154,17 @@ def test_he_after_a_who_that_names_someone_is_not_taken_for_the_answer():
     history = answered("Which journalist interviewed Jens Stoltenberg for CNN?", "Amanpour")
     turn = condense("Which TV channel did he talk to?", history)
     assert "Amanpour" not in turn.standalone
+
+
+def test_he_is_never_an_organisation_nor_one_of_two():
+    history = answered("Who did Stoltenberg tell?", "CNN", said="Mr Stoltenberg told {} that.")
+    assert condense("What did he say?", history).unresolved  # CNN is no "he"
+    history = answered("Who will the union leader meet?", "Maria Diaz")
+    turn = condense("When will he meet her?", history)
+    assert "Maria Diaz" not in turn.standalone  # "he" and "her": which is the answer?
+
+
+def test_about_him_is_not_about_the_speaker_himself():
+    history = answered("Who is NATO's secretary general?", "Jens Stoltenberg")
+    turn = condense("What did Stoltenberg say about him?", history)
+    assert turn.topic != "Jens Stoltenberg"

@@ -554,3 +554,15 @@ def test_cut_marks_say_where_a_quote_begins_or_ends_inside_a_sentence(text, quot
 def test_an_answer_near_the_questions_words_shares_a_clause_with_them(question, texts, expected):
     sentences = [sentence(t, f"{i}.txt", relevance=5 - i) for i, t in enumerate(texts)]
     assert [a.text for a in read(question, sentences).answers][:1] == [expected]
+
+
+def test_the_articles_that_agree_are_those_shown():
+    texts = [
+        ("a.txt", 5, "Tamika Hollis scored 31 points for the Riverton Hawks on Saturday."),
+        ("b.txt", 4, "The Riverton Hawks won as Tamika Hollis scored 31 points."),
+        ("c.txt", -2, "Tamika Hollis, who scored 31 points, signed with the Hawks in May."),
+    ]
+    sentences = [sentence(text, source, relevance=r) for source, r, text in texts]
+    reading = read("Who scored 31 points for the Riverton Hawks?", sentences)
+    assert [s.source for s in reading.chosen] == ["a.txt", "b.txt"]  # c reads too far below
+    assert [(a.text, a.sources) for a in reading.answers] == [("Tamika Hollis", ("a.txt", "b.txt"))]

@@ -74,7 +74,7 @@ def test_an_article_of_unrelated_parts_is_a_roundup_and_one_of_one_chunk_is_not(
         }
     )
     found = Roundups().among(
-        store, "model", [hit("digest.txt"), hit("story.txt"), hit("short.txt")]
+        store, ("model", 1), [hit("digest.txt"), hit("story.txt"), hit("short.txt")]
     )
     assert found == {"digest.txt"}
     assert focus(ONE_STORY) > FOCUS_FLOOR > focus(MANY_STORIES)
@@ -83,34 +83,44 @@ def test_an_article_of_unrelated_parts_is_a_roundup_and_one_of_one_chunk_is_not(
 def test_focus_is_read_once_per_article_version():
     store = VectorStore({("a.txt", "v1"): MANY_STORIES, ("a.txt", "v2"): ONE_STORY})
     roundups = Roundups()
-    assert roundups.among(store, "model", [hit("a.txt")]) == {"a.txt"}
-    assert roundups.among(store, "model", [hit("a.txt")]) == {"a.txt"}
+    assert roundups.among(store, ("model", 1), [hit("a.txt")]) == {"a.txt"}
+    assert roundups.among(store, ("model", 1), [hit("a.txt")]) == {"a.txt"}
     assert store.asked == [["a.txt"]]
     # the article was rewritten: its new version is read, and is about one story
-    assert roundups.among(store, "model", [hit("a.txt", "v2")]) == set()
+    assert roundups.among(store, ("model", 1), [hit("a.txt", "v2")]) == set()
     assert store.asked == [["a.txt"], ["a.txt"]]
+
+
+def test_focus_is_read_again_once_the_index_moves():
+    # an indexer writes a long article in batches: what was read mid-build is not kept
+    store = VectorStore({("a.txt", "v2"): ONE_STORY})
+    roundups = Roundups()
+    assert roundups.among(store, ("model", 7), [hit("a.txt", "v2")]) == set()
+    store.vectors[("a.txt", "v2")] = MANY_STORIES  # the rest of its chunks arrive
+    assert roundups.among(store, ("model", 7), [hit("a.txt", "v2")]) == set()
+    assert roundups.among(store, ("model", 8), [hit("a.txt", "v2")]) == {"a.txt"}
 
 
 def test_a_version_the_index_no_longer_holds_is_not_a_roundup():
     store = VectorStore({("a.txt", "v2"): MANY_STORIES})
-    assert Roundups().among(store, "model", [hit("a.txt", "v1")]) == set()
+    assert Roundups().among(store, ("model", 1), [hit("a.txt", "v1")]) == set()
 
 
 def test_an_unreadable_index_leaves_the_order_alone_and_is_tried_again():
     store = VectorStore({("a.txt", "v1"): MANY_STORIES}, fail=True)
     roundups = Roundups()
-    assert roundups.among(store, "model", [hit("a.txt")]) == set()
+    assert roundups.among(store, ("model", 1), [hit("a.txt")]) == set()
     store.fail = False
-    assert roundups.among(store, "model", [hit("a.txt")]) == {"a.txt"}
+    assert roundups.among(store, ("model", 1), [hit("a.txt")]) == {"a.txt"}
 
 
 def test_only_so_many_article_versions_are_remembered():
     store = VectorStore({(f"{i}.txt", "v1"): ONE_STORY for i in range(5)})
     roundups = Roundups(kept=2)
     for i in range(5):
-        roundups.among(store, "model", [hit(f"{i}.txt")])
-    roundups.among(store, "model", [hit("4.txt")])  # remembered
-    roundups.among(store, "model", [hit("0.txt")])  # forgotten: read again
+        roundups.among(store, ("model", 1), [hit(f"{i}.txt")])
+    roundups.among(store, ("model", 1), [hit("4.txt")])  # remembered
+    roundups.among(store, ("model", 1), [hit("0.txt")])  # forgotten: read again
     assert store.asked[-1] == ["0.txt"] and len(store.asked) == 6
 
 
@@ -121,7 +131,7 @@ def test_threads_share_one_roundups():
 
     def ask(start: int) -> None:
         for i in range(start, start + 50):
-            results.append(roundups.among(store, "model", [hit(f"{i % 50}.txt")]))
+            results.append(roundups.among(store, ("model", 1), [hit(f"{i % 50}.txt")]))
 
     threads = [threading.Thread(target=ask, args=(n * 7,)) for n in range(4)]
     for thread in threads:

@@ -288,7 +288,8 @@ class Answerer:
         roundups: set[str] = set()
         if len(quoted) > 1:  # one article is cited first whatever it is
             first_hits = {h.source: h for h in reversed(hits) if h.source in quoted}.values()
-            roundups = self.roundups.among(self.store, self.retriever.model_id, first_hits)
+            index = (self.retriever.model_id, self.retriever.generation)
+            roundups = self.roundups.among(self.store, index, first_hits)
         order = {source: (source in roundups, rank) for rank, source in enumerate(retrieved)}
         quotes.sort(key=lambda q: order.get(q.source, (True, len(order))))
         sources = list(dict.fromkeys(q.source for q in quotes))

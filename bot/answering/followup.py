@@ -33,12 +33,13 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
+from bot.answering import nlp
 from bot.answering.question import Question, analyze
 from index.chunking import split_sentences
 from index.lexical import words
 
 if TYPE_CHECKING:
-    from bot.answering.types import Answer
+    from bot.answering.types import Answer, Quote
 
 SAY_QUESTION = re.compile(
     r"^\s*(?:and\s+|so\s+|but\s+)?what\s+(?:did|does|do|has|have|had|was|is)\s+(?P<speaker>.+?)\s+"
@@ -92,9 +93,11 @@ def condense(question: str, history: Sequence[Answer]) -> Turn:
     prev_speaker = prev_match["speaker"] if prev_match else None
     if not prev_match:
         prev_asked = analyze(previous)
-        answered = answered_person(prev_asked, history[-1])
+        if not _both_genders(question):  # "When will he meet her?": which one is the answer?
+            answered = answered_person(prev_asked, history[-1])
         prev_speaker = prev_asked.subject if prev_asked.kind == "role" else answered
-    if match and answered and topic and topic.lower() in {"him", "her"}:
+    about_them = match and answered and topic and topic.lower() in {"him", "her"}
+    if about_them and not set(words(answered)) & set(words(speaker)):  # not on himself
         return Turn(f"What did {speaker} say about {answered}?", speaker, answered)
     if speaker and speaker.lower() in PRONOUNS and prev_speaker:
         standalone = f"What did {prev_speaker} say" + (f" about {topic}?" if topic else "?")
@@ -149,7 +152,24 @@ def answered_person(asked: Question, answer: Answer) -> str | None:
     `role_subject`)."""
     if asked.kind != "person" or asked.people or answer.refused or len(answer.direct) != 1:
         return None
-    return answer.direct[0].text
+    phrase = answer.direct[0].phrase
+    return phrase.text if _tagged_a_person(phrase, answer.quotes) else None
+
+
+def _both_genders(question: str) -> bool:
+    found = {w.lower() for w in re.findall(r"\b(?:he|him|his|she|her|hers)\b", question, re.I)}
+    return bool(found & {"he", "him", "his"}) and bool(found & {"she", "her", "hers"})
+
+
+def _tagged_a_person(phrase: Quote, quotes: Sequence[Quote]) -> bool:
+    """Is the answer phrase a person in the quote it was cut from, as the reader parsed it
+    ("CNN" answers "Who did Stoltenberg tell?" too, and is no "he")?"""
+    for quote in quotes:
+        if quote.source == phrase.source and quote.start <= phrase.start < quote.end:
+            at = phrase.start - quote.start
+            doc = nlp.parse(quote.text)
+            return any(e.label_ == "PERSON" for e in doc.ents if e.start_char <= at < e.end_char)
+    return False
 
 
 def role_subject(question: str) -> str | None:

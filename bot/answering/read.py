@@ -45,7 +45,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from bot.answering import findings, nlp
 from bot.answering.policy import Policy
@@ -294,7 +294,13 @@ class Reader:
             return refusal(findings.not_quoted(question, topic))
         # The answer phrase is cut from a sentence the reader is shown, never from one
         # below the quotes.
-        answers = [a for a in answers if any(a.sentence is s for s in chosen)]
+        # and the articles that agree with it are those the reader is shown
+        shown = {s.source for s in chosen}
+        answers = [
+            replace(a, sources=tuple(source for source in a.sources if source in shown))
+            for a in answers
+            if any(a.sentence is s for s in chosen)
+        ]
         return Reading(chosen=chosen, answers=answers)
 
     def _rerank(self, question: Question, sentences: list[Sentence]) -> None:

@@ -1,6 +1,6 @@
 """Roundups: an article that covers many stories is cited after the articles about one.
 
-    Roundups().among(store, model_id, hits) -> the sources of `hits` that are roundups
+    Roundups().among(store, index, hits) -> the sources of `hits` that are roundups
 
 A news archive keeps digests ("5 things to know for July 14", "news from around the states",
 live-update pages, corrections columns, "in brief") beside the articles they sum up. A digest
@@ -26,10 +26,13 @@ digest was cited before the article the quiz links to), polnear and nearmiss unc
 floor from 0.38 to 0.50 gives the same figures; at 0.55 single-story polnear articles start to
 move (hit@1 0.987 -> 0.95), so `FOCUS_FLOOR` sits in the middle of the safe range.
 
-The vectors are read from the index once per article version (one Chroma `get` of the quoted
-articles' chunks, ~8 ms over 21,000 chunks, by its indexed `source` field) and the focus is
-kept, under a lock, since answers run in threads. When the index cannot be read just then, the
-answer keeps retrieval's order: this orders citations and never decides what is said.
+The vectors are read from the index once per article version and index generation (one
+Chroma `get` of the quoted articles' chunks, ~9 ms over 21,000 chunks, by its indexed `source`
+field) and the focus is kept, under a lock, since answers run in threads. The generation is
+part of the key because an indexer writes a long article's chunks in batches, moving the
+generation after each: a focus read from half an article is not kept past the build. When
+the index cannot be read just then, the answer keeps retrieval's order: this orders citations
+and never decides what is said.
 """
 
 from __future__ import annotations
@@ -66,15 +69,16 @@ def focus(vectors: np.ndarray) -> float:
 
 class Roundups:
     def __init__(self, kept: int = KEPT):
-        self._focus: OrderedDict[tuple[str, str, str], float] = OrderedDict()
+        self._focus: OrderedDict[tuple, float] = OrderedDict()
         self._kept = kept
         self._lock = threading.Lock()
 
-    def among(self, store, model_id: str, hits: Iterable) -> set[str]:
+    def among(self, store, index: tuple, hits: Iterable) -> set[str]:
         """The sources of `hits` (retrieved chunks, whose metadata name their article's
-        version) that are roundups. Empty when the index cannot be read just now."""
+        version) that are roundups; `index` names the index they came from (its model and
+        generation). Empty when the index cannot be read just now."""
         versions = {hit.source: str(hit.meta.get("version")) for hit in hits}
-        keys = {source: (model_id, source, version) for source, version in versions.items()}
+        keys = {source: (*index, source, version) for source, version in versions.items()}
         with self._lock:
             known = {source: self._focus[key] for source, key in keys.items() if key in self._focus}
             for key in keys.values():

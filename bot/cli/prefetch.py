@@ -183,6 +183,12 @@ class PrefetchedRetriever:
         result = self._usable()
         return result.model_id if result is not None else self.local.model_id
 
+    @property
+    def generation(self) -> int | None:
+        """The index generation the hits come from."""
+        result = self._usable()
+        return result.generation if result is not None else self.local.generation
+
     def sync(self) -> bool:
         return self.local.sync()
 
