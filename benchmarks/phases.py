@@ -393,6 +393,7 @@ def phase_quality_newsbot(params: dict) -> dict:
                 "retrieved": answer.retrieved,
                 "answer": answer.text,
                 "refused": answer.refused,
+                "direct": [d.text for d in answer.direct],  # graded as `newsbot eval` does
                 "seconds": time.perf_counter() - t,
             }
         )
