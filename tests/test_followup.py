@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from bot.answering.followup import Turn, condense, role_subject
+from bot.answering.question import analyze
 from bot.answering.types import Answer, DirectAnswer, Quote
 
 
@@ -29,7 +30,7 @@ def test_he_takes_the_earlier_speaker():
 
 
 def test_he_after_who_is_means_that_person():
-    assert role_subject("Who is Stoltenberg?") == "Stoltenberg"
+    assert role_subject(analyze("Who is Stoltenberg?")) == "Stoltenberg"
     turn = condense("What did he say?", asked("Who is Stoltenberg?"))
     assert turn.standalone == "What did Stoltenberg say?"
     assert turn.speaker == "Stoltenberg"

@@ -95,7 +95,7 @@ def condense(question: str, history: Sequence[Answer]) -> Turn:
         prev_asked = analyze(previous)
         if not _both_genders(question):  # "When will he meet her?": which one is the answer?
             answered = answered_person(prev_asked, history[-1])
-        prev_speaker = prev_asked.subject if prev_asked.kind == "role" else answered
+        prev_speaker = role_subject(prev_asked) or answered
     about_them = match and answered and topic and topic.lower() in {"him", "her"}
     if about_them and not set(words(answered)) & set(words(speaker)):  # not on himself
         return Turn(f"What did {speaker} say about {answered}?", speaker, answered)
@@ -172,7 +172,6 @@ def _tagged_a_person(phrase: Quote, quotes: Sequence[Quote]) -> bool:
     return False
 
 
-def role_subject(question: str) -> str | None:
+def role_subject(asked: Question) -> str | None:
     """Stoltenberg in "Who is Stoltenberg?": whom a "he" in the next question means."""
-    asked = analyze(question)
     return asked.subject if asked.kind == "role" else None
