@@ -47,7 +47,10 @@ from index.lexical import cache_path
 _SCRIPT = Path(sys.executable).with_name("newsbot")
 NEWSBOT = [str(_SCRIPT)] if _SCRIPT.exists() else [sys.executable, "-m", "bot.cli.main"]
 ADDED_FOLDER = "zz-benchmark-added"
-MODEL_ID = "all-MiniLM-L6-v2 (bundled)"
+# The models of the cached `eval` indexes: newsbot's default (children get no NEWSBOT_ settings
+# of the user's) and the starter's fp32 HuggingFaceEmbedding.
+NEWSBOT_MODEL_ID = "all-MiniLM-L6-v2 int8 (bundled)"
+STARTER_MODEL_ID = "all-MiniLM-L6-v2 (bundled)"
 
 
 def say(message: str) -> None:
@@ -331,7 +334,7 @@ class Benchmark:
         say("quality: BM25 alone")
         bm25 = run_phase("quality_bm25", common, self.work)
 
-        key = cache_key(fingerprint, MODEL_ID, code_version())
+        key = cache_key(fingerprint, NEWSBOT_MODEL_ID, code_version())
         newsbot_dir = self.out / "cache" / f"newsbot-eval-{key}"
         store = newsbot_dir / "store"
         existed = (store / "manifest.sqlite3").exists()
@@ -363,7 +366,7 @@ class Benchmark:
         say("preparing the nearmiss corpus and its dev questions")
         near = self.corpus("nearmiss")
         near_questions = self.questions("nearmiss-dev")
-        near_key = cache_key(corpus_fingerprint(near), MODEL_ID, code_version())
+        near_key = cache_key(corpus_fingerprint(near), NEWSBOT_MODEL_ID, code_version())
         near_store = self.out / "cache" / f"newsbot-nearmiss-{near_key}" / "store"
         near_existed = (near_store / "manifest.sqlite3").exists()
         _wait_for_lock(near_store)
@@ -391,7 +394,7 @@ class Benchmark:
             # size a forked child's peak memory starts from.
             from importlib.metadata import version
 
-            key = cache_key(fingerprint, MODEL_ID, version("llama-index-core"), "starter-1")
+            key = cache_key(fingerprint, STARTER_MODEL_ID, version("llama-index-core"), "starter-1")
             starter_dir = self.out / "cache" / f"starter-eval-{key}"
             done = starter_dir / "done.json"
             if done.is_file():

@@ -18,10 +18,10 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
 OUR_PREFIXES = ("NEWSBOT_", "TELEGRAM_")
-# The code that decides what a cached index holds: the chunks (articles, chunking) and the
-# settings' defaults. The embedding runtime is not in the key: ONNX and torch give the same
-# vectors (checked at export, cosine >= 0.9999) under the same model id.
-INDEX_CODE = ("index/articles.py", "index/chunking.py", "index/settings.py")
+# The code that decides what a cached index holds: the chunks (articles, chunking), the
+# settings' defaults and the int8 recipe of the default model. The embedding runtime is not in
+# the key: ONNX and torch give the same vectors (checked at export, cosine >= 0.9999).
+INDEX_CODE = ("index/articles.py", "index/chunking.py", "index/settings.py", "index/quantize.py")
 
 
 def file_digest(path: Path) -> str:

@@ -57,6 +57,7 @@ import numpy as np
 
 from index.chunking import Chunk
 from index.clients import make_client, reload_client
+from index.embeddings import MODEL_IDS
 from index.errors import (
     IndexChangedError,
     IndexMismatchError,
@@ -116,11 +117,17 @@ class Rows(list):
 
 
 def mismatch(built_model, built_chunking, model: str, chunking: str) -> IndexMismatchError:
-    """The error of an index built with another embedding model or chunking than asked for."""
+    """The error of an index built with another embedding model or chunking than asked for:
+    rebuild, or -- for a model newsbot names, such as the fp32 `bundled` after the default
+    became `bundled-int8` -- the setting that keeps the index as it is."""
+    keep = ""
+    setting = next((name for name, id_ in MODEL_IDS.items() if id_ == built_model), None)
+    if built_model != model and built_chunking == chunking and setting:
+        keep = f", or set NEWSBOT_EMBED_MODEL={setting} to keep it"
     return IndexMismatchError(
         f"The index was built with model {built_model!r} and chunking {built_chunking}, "
         f"but the settings ask for {model!r} and {chunking}. "
-        "Run `newsbot index --rebuild` to rebuild it."
+        f"Run `newsbot index --rebuild` to rebuild it{keep}."
     )
 
 

@@ -326,14 +326,34 @@ def test_bge_files_that_differ_from_the_wheels_checksums_are_refused(tmp_path):
 
 
 @pytest.mark.integration
-def test_an_index_built_with_int8_refuses_queries_from_fp32_in_one_line(
+def test_an_fp32_index_refuses_the_int8_default_in_one_line_that_says_both_ways_out(
     corpus, cli_env, run_newsbot, tmp_path, int8_embedder
 ):
-    env = cli_env(corpus_dir=corpus, store_dir=tmp_path / "store", embed_model="bundled-int8")
+    """An index built before the default became int8: one line, rebuild or keep fp32."""
+    env = cli_env(corpus_dir=corpus, store_dir=tmp_path / "store", embed_model="bundled")
     built = run_newsbot("index", env=env, timeout=300)
     assert built.returncode == 0, built.stderr
-    asked = run_newsbot("ask", "What happened?", env={**env, "NEWSBOT_EMBED_MODEL": "bundled"})
+    default = {k: v for k, v in env.items() if k != "NEWSBOT_EMBED_MODEL"}
+    asked = run_newsbot("ask", "What happened?", env=default)
     assert asked.returncode != 0
     said = [line for line in asked.stderr.splitlines() if line.strip()]
     assert len(said) == 1, asked.stderr
-    assert "all-MiniLM-L6-v2 int8 (bundled)" in said[0] and "newsbot index --rebuild" in said[0]
+    assert "'all-MiniLM-L6-v2 (bundled)'" in said[0]
+    assert "'all-MiniLM-L6-v2 int8 (bundled)'" in said[0]
+    assert "newsbot index --rebuild" in said[0] and "NEWSBOT_EMBED_MODEL=bundled " in said[0]
+    kept = run_newsbot("ask", "What happened?", env=env)
+    assert kept.returncode == 0, kept.stderr
+
+
+def test_the_mismatch_names_a_setting_only_for_a_model_it_knows():
+    from index.store import mismatch
+
+    fp32, int8 = "all-MiniLM-L6-v2 (bundled)", "all-MiniLM-L6-v2 int8 (bundled)"
+    assert "NEWSBOT_EMBED_MODEL=bundled to keep" in str(mismatch(fp32, "256/48", int8, "256/48"))
+    assert "NEWSBOT_EMBED_MODEL=bundled-int8 to" in str(mismatch(int8, "256/48", fp32, "256/48"))
+    for message in (
+        mismatch("hashing", "256/48", int8, "256/48"),  # a model newsbot has no setting for
+        mismatch(fp32, "128/48", int8, "256/48"),  # the chunking changed too: rebuild
+    ):
+        assert "NEWSBOT_EMBED_MODEL" not in str(message)
+        assert str(message).endswith("Run `newsbot index --rebuild` to rebuild it.")

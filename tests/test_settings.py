@@ -33,7 +33,7 @@ def test_defaults_without_env(workdir):
     settings = load_settings()
     assert settings.corpus_dir == Path("corpus")
     assert settings.store_dir == Path(".newsbot")
-    assert settings.embed_model == "bundled"
+    assert settings.embed_model == "bundled-int8"
     assert settings.chunk_size == 256
     assert settings.chroma_host is None
     assert settings.chroma_dir == Path(".newsbot/chroma")

@@ -27,8 +27,8 @@ class Policy:
     min_vocabulary: int = 5000
     # Cosine similarity the best chunk must reach, per embedding model; models not calibrated
     # here rely on the lexical signals alone.
-    # The int8 model shares the fp32 one's bar: its vectors are the same model's within
-    # ~0.006 cosine on average (BENCHMARKS.md "Embedding: past the fp32 ceiling").
+    # The int8 model (the default) shares the fp32 one's bar: its vectors are the same model's
+    # within ~0.001 cosine on average (BENCHMARKS.md "Embedding: past the fp32 ceiling").
     min_similarity: tuple[tuple[str, float], ...] = (
         ("all-MiniLM-L6-v2 (bundled)", 0.2),
         ("all-MiniLM-L6-v2 int8 (bundled)", 0.2),
