@@ -484,25 +484,59 @@ class Embedder:
                     f"mean pooling; {self.name!r} is not one. Use NEWSBOT_EMBED_RUNTIME=torch."
                 )
             return None
-        target = onnx_model_path(self.path)
         try:
-            if not target.is_file():
-                log.info("exporting %s to ONNX (once) into %s", self.model_id, target.parent)
-                cosine = export_onnx(self.path, target)
-                log.info("ONNX export matches the torch model (cosine >= %.6f)", cosine)
-            if self.name == BUNDLED_INT8_MODEL:
-                target = self._int8_file(target)
-            return OnnxEncoder(target, self.path, self.max_tokens)
+            return self._open_made()
         except Exception as exc:  # no onnx package, an exporter that fails, a bad file...
             if wanted:
                 if isinstance(exc, EmbeddingModelError):
                     raise
+                # An int8 model has no torch runtime to fall back to: its fp32 twin has.
+                other = (
+                    "NEWSBOT_EMBED_MODEL=bundled"
+                    if self.onnx_only
+                    else "NEWSBOT_EMBED_RUNTIME=torch"
+                )
                 raise EmbeddingModelError(
                     f"Cannot run {self.model_id!r} in ONNX Runtime ({type(exc).__name__}: "
-                    f"{exc}). Install the `onnx` package, or set NEWSBOT_EMBED_RUNTIME=torch."
+                    f"{exc}). Install the `onnx` package and let newsbot write to "
+                    f"{onnx_cache_dir()} (or set XDG_CACHE_HOME), or set {other}."
                 ) from exc
             log.info("ONNX runtime unavailable (%s: %s); using torch", type(exc).__name__, exc)
             return None
+
+    def _open_made(self) -> OnnxEncoder:
+        """Open the model's ONNX file, making it first where it is missing. Files are written
+        aside and moved into place whole, so one that cannot be opened was damaged on disk:
+        the files are then made again, once."""
+        made = [onnx_model_path(self.path)]
+        if self.name == BUNDLED_INT8_MODEL:
+            made.append(int8_model_path(self.path))
+        try:
+            return self._open(made)
+        except EmbeddingModelError:
+            raise
+        except Exception as exc:
+            if not any(path.is_file() for path in made):
+                raise
+            log.warning(
+                "The cached model files in %s could not be read (%s: %s); making them again.",
+                made[0].parent,
+                type(exc).__name__,
+                exc,
+            )
+            for path in made:
+                path.unlink(missing_ok=True)
+            return self._open(made)
+
+    def _open(self, made: list[Path]) -> OnnxEncoder:
+        fp32 = made[0]
+        if not fp32.is_file():
+            log.info("exporting %s to ONNX (once) into %s", self.model_id, fp32.parent)
+            cosine = export_onnx(self.path, fp32)
+            log.info("ONNX export matches the torch model (cosine >= %.6f)", cosine)
+        if self.name == BUNDLED_INT8_MODEL:
+            return OnnxEncoder(self._int8_file(fp32), self.path, self.max_tokens)
+        return OnnxEncoder(fp32, self.path, self.max_tokens)
 
     def _int8_file(self, fp32: Path) -> Path:
         target = int8_model_path(self.path)

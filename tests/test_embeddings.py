@@ -357,3 +357,33 @@ def test_the_mismatch_names_a_setting_only_for_a_model_it_knows():
     ):
         assert "NEWSBOT_EMBED_MODEL" not in str(message)
         assert str(message).endswith("Run `newsbot index --rebuild` to rebuild it.")
+
+
+@pytest.mark.integration
+def test_a_damaged_cached_model_file_is_made_again_once(
+    int8_embedder, tmp_path, monkeypatch, caplog
+):
+    """The default model's files live in the user's cache; one damaged on disk (a full disk,
+    a bad copy) must not stop newsbot: it is made again, with a warning."""
+    real = [onnx_model_path(int8_embedder.path), int8_model_path(int8_embedder.path)]
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    cached = [onnx_model_path(int8_embedder.path), int8_model_path(int8_embedder.path)]
+    assert cached[0].parent != real[0].parent
+    cached[0].parent.mkdir(parents=True)
+    shutil.copy(real[0], cached[0])
+    cached[1].write_bytes(b"\x08\x07not a model")  # a truncated or foreign file
+    embedder = Embedder("bundled-int8")
+    with caplog.at_level("WARNING", logger="index.embeddings"):
+        vector = embedder.embed_query("Which country gave Russia drones?")
+    assert "could not be read" in caplog.text and "making them again" in caplog.text
+    assert vector @ int8_embedder.embed_query("Which country gave Russia drones?") > 0.999
+    assert cached[1].stat().st_size > 1_000_000  # a real model again
+    # A file that still cannot be made is one clear error, not a loop.
+    cached[1].write_bytes(b"broken again")
+    monkeypatch.setattr(index.embeddings, "export_onnx", _fails)
+    with pytest.raises(EmbeddingModelError, match="Cannot run 'all-MiniLM-L6-v2 int8"):
+        _ = Embedder("bundled-int8").onnx
+
+
+def _fails(*_args):
+    raise OSError("No space left on device")
