@@ -1,8 +1,8 @@
 """int8 quantisation of an ONNX sentence encoder that stays close to its fp32 vectors.
 
-`quantize(source, target, calibration, fp32_ranges)` writes the int8 model; `index/embeddings.py`
-calls it once per machine (`bundled-int8`) and keeps the file only if its vectors pass the
-cosine check there.
+`quantize(source, target, calibration)` writes the int8 model; `index/embeddings.py` calls it
+once per machine (`bundled-int8`, the default model) with `CALIBRATION_TEXTS` as model inputs,
+and keeps the file only if its vectors pass the cosine check there.
 
 The recipe is ONNX Runtime's dynamic quantisation: weights int8 per output channel, activations
 uint8 with *one scale per batch tensor*, computed at run time; only MatMul and the fused
@@ -28,11 +28,12 @@ in fp32 (cosine 1.000000 to the original), make the int8 part's inputs narrow:
    added back. Balancing does not help here (the GELU cannot carry a scale), splitting does:
    per layer, the error this layer adds fell 5-10 times.
 
-Together: mean cosine 0.9990 (minimum 0.998) against 0.994, for ~3-6% of the int8 speed-up
-(BENCHMARKS.md, "Embedding: past the fp32 ceiling"). The ranges come from `calibration`, texts
-the caller passes (`index/embeddings.py` ships them), never from the corpus being indexed, so
-the file is the same on every machine. Calibrating on 6 texts or on 128 news chunks gave the
-same cosine to the third decimal: the wide channels belong to the model, not to the text.
+Together: mean cosine 0.9989 (minimum 0.997) against 0.994 on 256 news chunks, at no speed
+cost the benchmark could see (BENCHMARKS.md, "Embedding: past the fp32 ceiling"). The ranges
+come from `CALIBRATION_TEXTS`, invented texts shipped here, never from the corpus being
+indexed, so the file is the same on every machine. Calibrating on 6 texts or on 128 news
+chunks gave the same cosine to three decimals: the wide channels belong to the model, not to
+the text.
 
 A graph without the fused `Attention` / `MatMul -> BiasGelu -> MatMul` shapes (an export that
 ONNX Runtime's optimiser could not fuse) is quantised plainly where the shapes are missing.
